@@ -1,0 +1,130 @@
+"""The `actdiag` command line: parse, call one function, render. Only this imports typer.
+
+Heavy modules (torch, matplotlib) are imported inside the commands so that
+`actdiag --help` answers at once.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+
+from actdiag.errors import ActdiagError
+
+app = typer.Typer(
+    help="Train the lecture's character MLP and show whether it trains well: "
+    "activations, their gradients, weight gradients and update:data ratios.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(soft_wrap=False)
+err = Console(stderr=True)
+
+
+
+@app.callback()
+def _root() -> None:
+    """Train the lecture's character MLP and show whether it trains well."""
+
+
+SET_HELP = "Override a config key, e.g. --set lr=0.01 (repeatable; beats the file)."
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print a one-line error to stderr and exit."""
+    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    raise typer.Exit(code)
+
+
+def progress_bar(total: int, quiet: bool):
+    """A rich progress bar on stderr with the running loss, or None when hidden."""
+    if quiet or not err.is_terminal:
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.progress import TimeRemainingColumn
+
+    return Progress(
+        TextColumn("training"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn(),
+        console=err, transient=True,
+    )
+
+
+def config_line(cfg) -> str:
+    """One short line with the keys that shape the experiment."""
+    keys = ("gain", "depth", "width", "tanh", "batchnorm", "fan_in_scaling", "lr",
+            "steps", "batch_size", "device")
+    values = cfg.to_dict()
+    parts = [f"{k}={values[k]:.4g}" if isinstance(values[k], float) else f"{k}={values[k]}"
+             for k in keys]
+    return " ".join(parts) + f" data={values['data'] or 'shipped names'}"
+
+
+@app.command()
+def run(
+    config: Optional[Path] = typer.Argument(None, help="YAML config; omit for the defaults."),
+    set_: List[str] = typer.Option([], "--set", help=SET_HELP),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Run directory (must not exist)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or config line."),
+    as_json: bool = typer.Option(False, "--json", help="Print stats.json instead of tables."),
+) -> None:
+    """Train one experiment and write its run directory; print the diagnostic tables."""
+    from actdiag.config import load_config
+    from actdiag.runner import run_experiment
+    from actdiag.tables import run_tables
+
+    try:
+        cfg = load_config(config, set_)
+    except ActdiagError as e:
+        fail(str(e))
+    name = config.stem if config else "default"
+    if not quiet:
+        err.print(f"config {name}: {config_line(cfg)}", highlight=False)
+
+    # train with a live loss readout
+    bar = progress_bar(cfg.steps, quiet)
+    task = bar.add_task("train", total=cfg.steps, loss="-") if bar else None
+
+    def progress(step: int, loss: float) -> None:
+        if bar:
+            bar.update(task, completed=step, loss=f"{loss:.4f}")
+
+    try:
+        if bar:
+            with bar:
+                result = run_experiment(cfg, name, out_dir, progress)
+        else:
+            result = run_experiment(cfg, name, out_dir, progress)
+    except ActdiagError as e:
+        fail(str(e))
+
+    # render
+    stats = result.stats
+    if as_json:
+        out.print_json(json.dumps(stats)) if sys.stdout.isatty() else print(json.dumps(stats))
+    else:
+        for table in run_tables(stats, result.series["update_to_data"]):
+            out.print(table)
+        loss = "n/a" if stats["loss"] is None else f"{stats['loss']:.4f}"
+        val = "" if stats["val_loss"] is None else f", val loss {stats['val_loss']:.4f}"
+        out.print(f"{stats['steps']} steps, final loss {loss}{val}", highlight=False)
+    if stats["diverged"] is not None:
+        err.print(f"[bold yellow]diverged:[/] the loss was not finite at step "
+                  f"{stats['diverged']}; the run stopped there and kept what it recorded")
+    if stats["interrupted"] is not None:
+        err.print(f"interrupted at step {stats['interrupted']}; recorded so far is saved")
+    channel = err if as_json else out
+    channel.print(str(result.run_dir), highlight=False, soft_wrap=True)
+    if stats["interrupted"] is not None:
+        raise typer.Exit(130)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,52 @@
+"""One experiment end to end: config -> data -> training -> run directory.
+
+Used by `actdiag run` and by every sweep point, so both give identical results.
+Prints nothing; progress goes through the callback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from actdiag import artifacts
+from actdiag.config import Config
+from actdiag.data import DEFAULT_DATA, load_dataset
+from actdiag.train import ProgressFn, train
+
+
+@dataclass
+class Run:
+    """Where a finished run lives and what it recorded."""
+
+    run_dir: Path
+    stats: dict
+    series: dict[str, np.ndarray]
+
+
+def data_path(cfg: Config) -> Path:
+    """The words file of a config: its `data` key, or the shipped names file."""
+    return Path(cfg.data) if cfg.data else DEFAULT_DATA
+
+
+def run_experiment(cfg: Config, name: str, out: Path | None = None,
+                   progress: ProgressFn | None = None, plots: bool = True) -> Run:
+    """Train `cfg` and write its run directory (config, stats, series, plots).
+
+    The data is read before the directory is made, so bad data leaves nothing behind.
+    """
+    path = data_path(cfg)
+    dataset = load_dataset(path, cfg.context, cfg.split_seed)
+    run_dir = artifacts.make_run_dir(name, out)
+    artifacts.write_config(run_dir, cfg.to_dict())
+
+    result = train(cfg, dataset, progress)
+    stats = artifacts.write_run(run_dir, result, name, path)
+    series = {"loss": result.loss, "update_to_data": result.update_to_data}
+    if plots:
+        from actdiag.plots import plot_run
+
+        plot_run(run_dir, stats, series)
+    return Run(run_dir, stats, series)
