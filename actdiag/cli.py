@@ -84,8 +84,10 @@ def run(
     except ActdiagError as e:
         fail(str(e))
     name = config.stem if config else "default"
-    if not quiet:
-        err.print(f"config {name}: {config_line(cfg)}", highlight=False)
+
+    def on_start(run_dir: Path) -> None:
+        if not quiet:
+            err.print(f"config {name}: {config_line(cfg)}", highlight=False, soft_wrap=True)
 
     # train with a live loss readout
     bar = progress_bar(cfg.steps, quiet)
@@ -98,9 +100,9 @@ def run(
     try:
         if bar:
             with bar:
-                result = run_experiment(cfg, name, out_dir, progress)
+                result = run_experiment(cfg, name, out_dir, progress, on_start=on_start)
         else:
-            result = run_experiment(cfg, name, out_dir, progress)
+            result = run_experiment(cfg, name, out_dir, progress, on_start=on_start)
     except ActdiagError as e:
         fail(str(e))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -32,15 +33,19 @@ def data_path(cfg: Config) -> Path:
 
 
 def run_experiment(cfg: Config, name: str, out: Path | None = None,
-                   progress: ProgressFn | None = None, plots: bool = True) -> Run:
+                   progress: ProgressFn | None = None, plots: bool = True,
+                   on_start: Callable[[Path], None] | None = None) -> Run:
     """Train `cfg` and write its run directory (config, stats, series, plots).
 
-    The data is read before the directory is made, so bad data leaves nothing behind.
+    The data is read before the directory is made, so bad data leaves nothing
+    behind; `on_start(run_dir)` is called once training is about to begin.
     """
     path = data_path(cfg)
     dataset = load_dataset(path, cfg.context, cfg.split_seed)
     run_dir = artifacts.make_run_dir(name, out)
     artifacts.write_config(run_dir, cfg.to_dict())
+    if on_start:
+        on_start(run_dir)
 
     result = train(cfg, dataset, progress)
     stats = artifacts.write_run(run_dir, result, name, path)
