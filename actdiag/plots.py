@@ -12,17 +12,20 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
 from actdiag.artifacts import GUIDE, write_bytes_atomic  # noqa: E402
 
 
 def _figure(title: str, xlabel: str, ylabel: str):
-    fig, ax = plt.subplots(figsize=(10, 4.5), dpi=110)
+    fig, ax = plt.subplots(figsize=(12, 4.8), dpi=100)
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
+    if xlabel == "step":
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return fig, ax
 
 
@@ -35,6 +38,34 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def _legend_right(ax) -> None:
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+
+
+def _param_label(p: dict) -> str:
+    """`param 3 · layer 2.weight (100x100)`: its index, owner and shape."""
+    shape = "x".join(str(n) for n in p["shape"])
+    name = f" · {p['name']}" if p.get("name") else ""
+    return f"param {p['param']}{name} ({shape})"
+
+
+def binned(values: np.ndarray, bins: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of `values` (steps, ...) over at most `bins` equal runs of steps.
+
+    Returns (step at the centre of each run, (bins, ...) means), ignoring NaN.
+    """
+    steps = len(values)
+    if steps <= bins:
+        return np.arange(1, steps + 1), values
+    edges = np.linspace(0, steps, bins + 1).astype(int)
+    with np.errstate(invalid="ignore"):
+        sums = np.add.reduceat(np.nan_to_num(values), edges[:-1], axis=0)
+        counts = np.add.reduceat(np.isfinite(values), edges[:-1], axis=0)
+        means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    centres = (edges[:-1] + edges[1:]) / 2 + 0.5
+    return centres, means
+
+
 def _hist_lines(ax, records: list[dict], label) -> None:
     for r in records:
         hist = r.get("hist")
@@ -44,7 +75,7 @@ def _hist_lines(ax, records: list[dict], label) -> None:
         centers = (edges[:-1] + edges[1:]) / 2
         ax.plot(centers, hist["density"], label=label(r))
     if ax.lines:
-        ax.legend(fontsize=8)
+        _legend_right(ax)
 
 
 def _num(value, spec: str) -> str:
@@ -73,14 +104,16 @@ def plot_gradients(snapshot: dict, path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_weight_grads(snapshot: dict, path: Path) -> Path:
+def plot_weight_grads(snapshot: dict, params: list[dict], path: Path) -> Path:
     """Density of each 2-D weight's gradient, labelled with its grad:data ratio."""
     fig, ax = _figure(f"weight gradient distribution · step {snapshot['step']}",
                       "gradient value", "density")
 
+    names = {p["param"]: p.get("name") for p in params}
+
     def label(w):
-        shape = "x".join(str(n) for n in w["shape"])
-        return f"param {w['param']} ({shape}): grad:data {_num(w['grad_to_data'], '.2e')}"
+        named = dict(w, name=names.get(w["param"]))
+        return f"{_param_label(named)}: grad:data {_num(w['grad_to_data'], '.2e')}"
 
     _hist_lines(ax, snapshot["weights"], label)
     return _save(fig, path)
@@ -88,33 +121,32 @@ def plot_weight_grads(snapshot: dict, path: Path) -> Path:
 
 def plot_update_to_data(params: list[dict], ud: np.ndarray, path: Path) -> Path:
     """log10 update:data of every 2-D weight over the steps, with the -3 guide line."""
-    fig, ax = _figure("update:data ratio over training", "step", "log10(std(lr·grad) / std(weight))")
-    steps = np.arange(1, len(ud) + 1)
+    steps, values = binned(ud)
+    title = "update:data ratio over training"
+    if len(steps) < len(ud):
+        title += f" (mean of every {len(ud) // len(steps)} steps)"
+    fig, ax = _figure(title, "step", "log10(std(lr·grad) / std(weight))")
     marker = "o" if len(ud) < 20 else None
     for p in params:
         if len(p["shape"]) == 2:
-            shape = "x".join(str(n) for n in p["shape"])
-            ax.plot(steps, ud[:, p["param"]], marker=marker, lw=1,
-                    label=f"param {p['param']} ({shape})")
+            ax.plot(steps, values[:, p["param"]], marker=marker, lw=1, label=_param_label(p))
     ax.axhline(GUIDE, color="black", ls="--", lw=1.2, label="1e-3 guide")
-    ax.legend(fontsize=8, loc="best")
+    _legend_right(ax)
     return _save(fig, path)
 
 
 def plot_loss(loss: np.ndarray, path: Path) -> Path:
-    """Training loss per step (faint) and its running mean over ~1% of the run."""
+    """Training loss per step (faint) and its mean over runs of ~1% of the steps."""
     fig, ax = _figure("training loss", "step", "cross-entropy loss")
-    steps = np.arange(1, len(loss) + 1)
-    window = max(1, len(loss) // 100)
+    steps, values = binned(loss)
     marker = "o" if len(loss) < 20 else None
-    ax.plot(steps, loss, color="tab:blue", alpha=0.3 if window > 1 else 1, lw=0.6,
-            marker=marker, label="per step")
-    if window > 1:
-        kernel = np.ones(window) / window
-        smooth = np.convolve(loss, kernel, mode="valid")
-        ax.plot(steps[window - 1:], smooth, color="tab:blue", lw=1.5,
-                label=f"mean of {window} steps")
-    ax.legend(fontsize=8)
+    ax.plot(steps, values, color="tab:blue", alpha=0.35, lw=0.6, marker=marker,
+            label="per step" if len(steps) == len(loss) else "binned per-step mean")
+    centres, means = binned(loss, bins=min(100, len(loss)))
+    if len(loss) >= 200:
+        ax.plot(centres, means, color="tab:blue", lw=1.8,
+                label=f"mean of every {len(loss) // len(centres)} steps")
+    _legend_right(ax)
     return _save(fig, path)
 
 
@@ -125,7 +157,8 @@ def plot_run(run_dir: Path, stats: dict, series: dict[str, np.ndarray]) -> list[
         k = snap["step"]
         paths.append(plot_activations(snap, run_dir / f"act_hist_step{k}.png"))
         paths.append(plot_gradients(snap, run_dir / f"grad_hist_step{k}.png"))
-        paths.append(plot_weight_grads(snap, run_dir / f"weight_grad_hist_step{k}.png"))
+        paths.append(plot_weight_grads(snap, stats["params"],
+                                       run_dir / f"weight_grad_hist_step{k}.png"))
     if len(series["loss"]):
         paths.append(plot_update_to_data(stats["params"], series["update_to_data"],
                                          run_dir / "update_to_data.png"))
