@@ -105,6 +105,8 @@ def run(
             result = run_experiment(cfg, name, out_dir, progress, on_start=on_start)
     except ActdiagError as e:
         fail(str(e))
+    except KeyboardInterrupt:
+        fail("interrupted before training began; nothing was recorded", 130)
 
     # render
     stats = result.stats

@@ -106,3 +106,26 @@ def test_divergence_is_a_result_not_a_crash(words_file, tmp_path):
     assert stats["steps"] == stats["diverged"] - 1
     assert "diverged" in result.stderr
     json.loads((out / "stats.json").read_text(), parse_constant=lambda c: pytest.fail(c))
+
+
+def test_ctrl_c_keeps_what_was_recorded_and_exits_130(words_file, tmp_path, monkeypatch):
+    from actdiag import stats as stats_module
+
+    real = stats_module.update_to_data_all
+    calls = []
+
+    def interrupt_on_eleventh(lr, params):
+        calls.append(1)
+        if len(calls) == 11:
+            raise KeyboardInterrupt
+        return real(lr, params)
+
+    monkeypatch.setattr(stats_module, "update_to_data_all", interrupt_on_eleventh)
+    out = tmp_path / "run"
+    result = invoke("run", "--set", f"data={words_file}", *TINY, "--out", out)
+    assert result.exit_code == 130, result.output
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["interrupted"] == 11 and stats["steps"] == 10
+    assert [s["step"] for s in stats["snapshots"]] == [1, 10]
+    assert np.load(out / "series.npz")["loss"].shape == (10,)
+    assert "interrupted at step 11" in result.stderr
