@@ -14,7 +14,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import EngFormatter, MaxNLocator  # noqa: E402
 
 from actdiag.artifacts import GUIDE, write_bytes_atomic  # noqa: E402
 
@@ -28,9 +28,10 @@ def _figure(title: str, xlabel: str, ylabel: str):
     return fig, ax
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig, path: Path, tight: bool = True) -> Path:
     buf = io.BytesIO()
-    fig.tight_layout()
+    if tight:
+        fig.tight_layout()
     fig.savefig(buf, format="png")
     plt.close(fig)
     write_bytes_atomic(path, buf.getvalue())
@@ -148,8 +149,12 @@ def _colour(i: int) -> str:
 def _grid(n: int, sharex: bool, sharey: bool, title: str):
     ncols = min(3, n)
     nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 3.3 * nrows + 0.6),
-                             dpi=100, sharex=sharex, sharey=sharey, squeeze=False)
+    # NOTE: fixed margins instead of tight_layout, which costs as much as the drawing
+    height = 3.3 * nrows + 0.8
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, height), dpi=100,
+                             sharex=sharex, sharey=sharey, squeeze=False)
+    fig.subplots_adjust(left=0.75 / (5.2 * ncols), right=0.99, top=1 - 0.8 / height,
+                        bottom=0.7 / height, wspace=0.22, hspace=0.42)
     for ax in axes.flat[n:]:
         ax.remove()
     fig.suptitle(title)
@@ -212,8 +217,8 @@ def plot_compare_hists(family: str, record: dict, rows: list[list], path: Path) 
     for ax, row, info in zip(axes, rows, meta, strict=True):
         names = info["names"]
         same = len(set(names)) == 1
-        ax.set_title(f"#{info['row']} " + (names[0] if same else "(layers differ)"),
-                     fontsize=10)
+        differ = "(layers differ)" if family != "weight" else "(weights differ)"
+        ax.set_title(f"#{info['row']} " + (names[0] if same else differ), fontsize=10)
         for i, (label, r) in enumerate(zip(labels, row, strict=True)):
             if r is None or r.get("hist") is None:
                 ax.plot([], [], color=_colour(i), label=f"{label}: - (no such row)")
@@ -225,8 +230,12 @@ def plot_compare_hists(family: str, record: dict, rows: list[list], path: Path) 
                     label=f"{who}: {_hist_label(family, r)}")
         ax.legend(fontsize=7, loc="upper right")
         ax.grid(alpha=0.3)
+
+    # headroom above the peaks for the legends
+    for ax in axes[:1] if share else axes:
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.3)
     _axis_labels(axes, titles[1], "density", every=not share)
-    return _save(fig, path)
+    return _save(fig, path, tight=False)
 
 
 def plot_compare_depth(record: dict, path: Path) -> Path:
@@ -291,12 +300,13 @@ def plot_compare_updates(record: dict, series: list[np.ndarray], path: Path) -> 
             who = run["label"] if same else f"{run['label']} · {names[i]}"
             ax.plot(steps, means[:, k], color=_colour(i), lw=1.2, label=who)
         ax.grid(alpha=0.3)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
         ax.legend(fontsize=7, loc="lower right")
     _axis_labels(axes, "step", "log10 update:data")
     note = f"shaded: healthy band [{low:g}, {high:g}]; dashed: 1e-3 guide"
     fig.text(0.01, 0.005, note, fontsize=8)
-    return _save(fig, path)
+    return _save(fig, path, tight=False)
 
 
 def plot_compare(folder: Path, record: dict, hists: dict[str, list],
