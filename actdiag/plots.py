@@ -252,8 +252,9 @@ def plot_compare_depth(record: dict, path: Path) -> Path:
         right.plot(ks, sat, marker="o", color=_colour(i), label=run["label"])
     limit = record["thresholds"]["saturated_max"]
     right.axhline(limit, color="black", ls="--", lw=1, label=f"{limit:g} % threshold")
-    left.set_title("activation std by depth")
-    right.set_title("saturated (|t| > 0.97) by depth")
+    steps = " / ".join(map(str, sorted({r["step"] for r in record["runs"]})))
+    left.set_title(f"activation std by depth · step {steps}")
+    right.set_title(f"saturated (|t| > 0.97) by depth · step {steps}")
     left.set_ylabel("std")
     right.set_ylabel("saturated %")
     for ax in (left, right):

@@ -488,3 +488,46 @@ def test_cli_refuses_an_existing_out_folder(copies, tmp_path):
     assert result.exit_code == 2, shown
     assert "already exists" in result.stderr and str(taken) in result.stderr
     assert [p.name for p in taken.iterdir()] == ["keep.txt"]
+
+
+# ---------------------------------------------------------------------------
+# rendering of a crafted record
+
+
+def crafted_record() -> dict:
+    rows = [
+        [
+            {"layer": 1, "kind": "tanh", "std": 0.5, "saturated": 4.0},
+            {"layer": 2, "kind": "tanh", "std": 0.75, "saturated": 6.0},
+        ],
+        [
+            {"layer": 3, "kind": "tanh", "std": 0.5, "saturated": 9.0},
+            {"layer": 5, "kind": "tanh", "std": 0.5, "saturated": 1.0},
+        ],
+        [None, {"layer": 8, "kind": "tanh", "std": 0.4, "saturated": 2.0}],
+    ]
+    runs = [{"label": "a", "step": 3}, {"label": "b", "step": 3}]
+    return {
+        "runs": runs,
+        "thresholds": cmp.thresholds(),
+        "families": {"act": cmp.family_rows("act", rows, [None, None])},
+    }
+
+
+def test_family_table_shows_changes_crossings_and_dashes():
+    from rich.console import Console
+
+    from actdiag.tables import family_table
+
+    table = family_table(crafted_record(), "act", "activations", ["std", "saturated"])
+    console = Console(width=120, record=True, color_system=None)
+    console.print(table)
+    text = console.export_text()
+    assert "layer 1 | 2 (tanh)" in text and "layer - | 8 (tanh)" in text
+    assert "0.75 ×1.50" in text
+    assert "6.00 +2.00 !" in text  # newly above 5 %
+    assert "1.00 -8.00 ok" in text  # back under 5 %
+    assert "saturated above 5 %" in text
+    row3 = [line for line in text.splitlines() if "layer - | 8" in line][0]
+    cells = [c.strip() for c in row3.split("│")[1:-1]]
+    assert cells == ["3", "layer - | 8 (tanh)", "std", "-", "0.40"]
