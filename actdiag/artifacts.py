@@ -79,6 +79,8 @@ def make_run_dir(name: str, out: Path | None, root: Path = Path("runs")) -> Path
             return path
         except FileExistsError:
             continue
+        except OSError as err:
+            raise ActdiagError(f"{path}: cannot create folder ({err.strerror})") from None
     raise ActdiagError(f"{root}: could not find a free run directory name")
 
 

@@ -456,6 +456,8 @@ def compare_runs(
     artifacts.write_json(folder / "compare.json", artifacts.clean(record))
 
     # pictures, drawn from the same aligned records
+    # TODO: the five figures take about 2 s of CPU, most of a comparison's time;
+    # drawing them in parallel processes would bring a long run's compare under 2 s
     from actdiag.plots import plot_compare
 
     snaps = pick_snapshots(runs, step)
