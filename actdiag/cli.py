@@ -128,7 +128,8 @@ def run(
 
 @app.command("compare")
 def compare_cmd(
-    runs: List[Path] = typer.Argument(..., help="Run or sweep directories; 2+ runs."),
+    runs: List[Path] = typer.Argument(
+        ..., metavar="RUN", help="Run or sweep directories; 2+ runs in all."),
     step: Optional[int] = typer.Option(
         None, "--step", help="Compare this snapshot step (every run must hold it); "
         "default: each run's last."),
