@@ -95,15 +95,17 @@ def sweep_points(path: Path) -> list[Path]:
 
 
 def _listed_points(path: Path) -> list[Path]:
-    # NOTE: tolerant on purpose; an unreadable sweep.json falls back to the subfolders
+    # NOTE: tolerant on purpose: an unreadable sweep.json falls back to the
+    # subfolders, and points whose folder is not there yet are left out
     try:
         record = json.loads((path / SWEEP).read_text(encoding="utf-8"))
         points = record["points"]
-        return [
+        dirs = [
             path / p["run_dir"] for p in points if isinstance(p.get("run_dir"), str)
         ]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return []
+    return [d for d in dirs if d.is_dir()]
 
 
 def load_run(path: Path) -> dict:

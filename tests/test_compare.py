@@ -299,7 +299,7 @@ def test_sweep_directories_expand_to_their_points(tmp_path, runs):
     assert [p.name for p in cmp.expand([sweep])] == ["d2", "d2g3"]
 
     # sweep.json, when present, gives the order
-    points = [{"run_dir": "d2g3"}, {"run_dir": "d2"}]
+    points = [{"run_dir": "d2g3"}, {"run_dir": "d2"}, {"run_dir": "not-yet"}]
     (sweep / cmp.SWEEP).write_text(json.dumps({"points": points}))
     assert [p.name for p in cmp.expand([sweep])] == ["d2g3", "d2"]
 
