@@ -15,6 +15,7 @@ import os
 import re
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,8 @@ def make_run_dir(name: str, out: Path | None, root: Path = Path("runs")) -> Path
             return path
         except FileExistsError:
             continue
+        except OSError as err:
+            raise ActdiagError(f"{path}: cannot create folder ({err.strerror})") from None
     raise ActdiagError(f"{root}: could not find a free run directory name")
 
 
@@ -165,8 +168,13 @@ def read_stats(run_dir: Path) -> dict:
         raise ActdiagError(f"{run_dir}: not a run directory (no {STATS} inside)")
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ActdiagError(f"{path}: unreadable or corrupt stats file ({err})") from None
+    except json.JSONDecodeError as err:
+        raise ActdiagError(
+            f"{path}: corrupt or truncated stats file (invalid JSON at line "
+            f"{err.lineno} column {err.colno}: {err.msg})"
+        ) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ActdiagError(f"{path}: unreadable stats file ({err})") from None
     if not isinstance(record, dict) or not isinstance(record.get("schema"), int):
         raise ActdiagError(f"{path}: not an actdiag stats file (no schema number)")
     if record["schema"] > SCHEMA:
@@ -188,5 +196,5 @@ def read_series(run_dir: Path) -> dict[str, np.ndarray]:
             return {k: data[k] for k in data.files}
     except FileNotFoundError:
         raise ActdiagError(f"{path}: missing series file") from None
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise ActdiagError(f"{path}: unreadable or corrupt series file ({err})") from None

@@ -38,7 +38,8 @@ SET_HELP = "Override a config key, e.g. --set lr=0.01 (repeatable; beats the fil
 
 def fail(message: str, code: int = 2) -> None:
     """Print a one-line error to stderr and exit."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True,
+              soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -127,6 +128,47 @@ def run(
     channel.print(str(result.run_dir), highlight=False, soft_wrap=True)
     if stats["interrupted"] is not None:
         raise typer.Exit(130)
+
+
+@app.command("compare")
+def compare_cmd(
+    runs: List[Path] = typer.Argument(
+        ..., metavar="RUN", help="Run or sweep directories; 2+ runs in all."),
+    step: Optional[int] = typer.Option(
+        None, "--step", help="Compare this snapshot step (every run must hold it); "
+        "default: each run's last."),
+    out_dir: Optional[Path] = typer.Option(
+        None, "--out", help="Folder for pictures and compare.json (must not exist); "
+        "default: compare-<time> beside the first run."),
+    as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
+    only_changed: bool = typer.Option(
+        False, "--only-changed",
+        help="Print only rows that moved (compare.json keeps all)."),
+) -> None:
+    """Compare finished runs: config difference, per-layer tables, overlay pictures."""
+    from actdiag import compare as cmp
+    from actdiag.artifacts import clean
+    from actdiag.tables import compare_tables
+
+    try:
+        record, folder, _ = cmp.compare_runs(runs, step, out_dir)
+    except ActdiagError as e:
+        fail(str(e))
+
+    # render
+    shown = cmp.only_changed(record) if only_changed else record
+    if as_json:
+        print(json.dumps(clean(shown)))
+    else:
+        tables = compare_tables(shown, cmp.TITLES, cmp.TABLE_STATS)
+        out.print(tables[0])
+        note = " layer indices or shapes differ between runs: the layer column names " \
+            "each run's own, in run order." if cmp.shapes_differ(record) else ""
+        out.print(f"alignment: {cmp.ALIGNMENT}.{note}", highlight=False)
+        for table in tables[1:]:
+            out.print(table)
+    channel = err if as_json else out
+    channel.print(str(folder), highlight=False, soft_wrap=True)
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ One function per figure; all share `_figure` and `_save`.
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 
 import matplotlib
@@ -14,6 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import EngFormatter, MaxNLocator  # noqa: E402
 
 from actdiag.artifacts import GUIDE, write_bytes_atomic  # noqa: E402
 
@@ -29,9 +31,10 @@ def _figure(title: str, xlabel: str, ylabel: str):
     return fig, ax
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig, path: Path, tight: bool = True) -> Path:
     buf = io.BytesIO()
-    fig.tight_layout()
+    if tight:
+        fig.tight_layout()
     fig.savefig(buf, format="png")
     plt.close(fig)
     write_bytes_atomic(path, buf.getvalue())
@@ -163,4 +166,189 @@ def plot_run(run_dir: Path, stats: dict, series: dict[str, np.ndarray]) -> list[
         paths.append(plot_update_to_data(stats["params"], series["update_to_data"],
                                          run_dir / "update_to_data.png"))
         paths.append(plot_loss(series["loss"], run_dir / "loss.png"))
+    return paths
+
+
+# ---------------------------------------------------------------------------
+# comparison of runs: overlays on shared axes, one colour per run
+
+MAX_POINTS = 400  # update:data curves are drawn as means of at most this many bins
+
+
+def _colour(i: int) -> str:
+    return f"C{i % 10}"
+
+
+def _grid(n: int, sharex: bool, sharey: bool, title: str):
+    ncols = min(3, n)
+    nrows = math.ceil(n / ncols)
+    # NOTE: fixed margins instead of tight_layout, which costs as much as the drawing
+    height = 3.3 * nrows + 0.8
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, height), dpi=100,
+                             sharex=sharex, sharey=sharey, squeeze=False)
+    fig.subplots_adjust(left=0.75 / (5.2 * ncols), right=0.99, top=1 - 0.8 / height,
+                        bottom=0.7 / height, wspace=0.22, hspace=0.42)
+    for ax in axes.flat[n:]:
+        ax.remove()
+    fig.suptitle(title)
+    return fig, list(axes.flat[:n])
+
+
+def _axis_labels(axes: list, xlabel: str, ylabel: str, every: bool = False) -> None:
+    # x labels under each bottom panel of a column, y labels on the left column
+    ncols = axes[0].get_gridspec().ncols
+    for i, ax in enumerate(axes):
+        if every or i + ncols >= len(axes):
+            ax.set_xlabel(xlabel)
+            ax.xaxis.set_tick_params(labelbottom=True)
+        if every or i % ncols == 0:
+            ax.set_ylabel(ylabel)
+
+
+def _hist_label(family: str, r: dict) -> str:
+    if family == "act":
+        sat = "" if r.get("saturated") is None else f", sat {r['saturated']:.1f}%"
+        return f"std {_num(r['std'], '.2f')}{sat}"
+    if family == "grad":
+        return f"std {_num(r['std'], '.2e')}"
+    return f"grad:data {_num(r.get('grad_to_data'), '.2e')}"
+
+
+def bin_means(y: np.ndarray, max_points: int = MAX_POINTS) -> tuple[np.ndarray, ...]:
+    """Steps and NaN-aware means of `y` (steps, n) over at most `max_points` bins.
+
+    Returns (bins,) centre steps (1-based) and (bins, n) means.
+    """
+    steps = len(y)
+    size = max(1, math.ceil(steps / max_points))
+    if size == 1:
+        return np.arange(1, steps + 1, dtype=float), y
+    bins = math.ceil(steps / size)
+    padded = np.full((bins * size, y.shape[1]), np.nan, dtype=np.float64)
+    padded[:steps] = y
+    blocks = padded.reshape(bins, size, y.shape[1])
+    finite = np.isfinite(blocks)
+    counts = finite.sum(axis=1)
+    sums = np.where(finite, blocks, 0.0).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    centres = np.arange(bins) * size + (size + 1) / 2
+    centres[-1] = (bins - 1) * size + (steps - (bins - 1) * size + 1) / 2
+    return centres, means
+
+
+def plot_compare_hists(family: str, record: dict, rows: list[list], path: Path) -> Path:
+    """Each aligned layer's histogram from every run, overlaid; one panel per row."""
+    labels = [r["label"] for r in record["runs"]]
+    meta = record["families"][family]
+    titles = {"act": ("activation distribution", "activation value"),
+              "grad": ("activation gradient distribution", "gradient value"),
+              "weight": ("weight gradient distribution", "gradient value")}[family]
+    steps = " / ".join(map(str, sorted({r["step"] for r in record["runs"]})))
+    share = family != "weight"
+    fig, axes = _grid(len(rows), share, share, f"{titles[0]} · step {steps}, by run")
+    for ax, row, info in zip(axes, rows, meta, strict=True):
+        names = info["names"]
+        same = len(set(names)) == 1
+        differ = "(layers differ)" if family != "weight" else "(weights differ)"
+        ax.set_title(f"#{info['row']} " + (names[0] if same else differ), fontsize=10)
+        for i, (label, r) in enumerate(zip(labels, row, strict=True)):
+            if r is None or r.get("hist") is None:
+                ax.plot([], [], color=_colour(i), label=f"{label}: - (no such row)")
+                continue
+            edges = np.asarray(r["hist"]["edges"])
+            centres = (edges[:-1] + edges[1:]) / 2
+            who = label if same else f"{label} · {names[i]}"
+            ax.plot(centres, r["hist"]["density"], color=_colour(i), lw=1.2,
+                    label=f"{who}: {_hist_label(family, r)}")
+        ax.legend(fontsize=7, loc="upper right")
+        ax.grid(alpha=0.3)
+
+    # headroom above the peaks for the legends
+    for ax in axes[:1] if share else axes:
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.3)
+    _axis_labels(axes, titles[1], "density", every=not share)
+    return _save(fig, path, tight=False)
+
+
+def plot_compare_depth(record: dict, path: Path) -> Path:
+    """Activation std and percent saturated against depth, one line per run."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=100, sharex=True)
+    rows = record["families"]["act"]
+    ks = [row["row"] for row in rows]
+    for i, run in enumerate(record["runs"]):
+        std = [np.nan if v is None else v
+               for v in (row["stats"]["std"]["values"][i] for row in rows)]
+        sat = [np.nan if v is None else v
+               for v in (row["stats"]["saturated"]["values"][i] for row in rows)]
+        left.plot(ks, std, marker="o", color=_colour(i), label=run["label"])
+        right.plot(ks, sat, marker="o", color=_colour(i), label=run["label"])
+    limit = record["thresholds"]["saturated_max"]
+    right.axhline(limit, color="black", ls="--", lw=1, label=f"{limit:g} % threshold")
+    steps = " / ".join(map(str, sorted({r["step"] for r in record["runs"]})))
+    left.set_title(f"activation std by depth · step {steps}")
+    right.set_title(f"saturated (|t| > 0.97) by depth · step {steps}")
+    left.set_ylabel("std")
+    right.set_ylabel("saturated %")
+    for ax in (left, right):
+        ax.set_xlabel("watched layer, in order (#)")
+        ax.set_xticks(ks)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower left" if ax is left else "best")
+        ax.set_xticklabels([_depth_tick(row) for row in rows])
+    left.set_ylim(bottom=0)
+    right.set_ylim(bottom=0)
+    return _save(fig, path)
+
+
+def _depth_tick(row: dict) -> str:
+    members = row["members"]
+    ids = [str(m["layer"]) if m else "-" for m in members]
+    layers = ids[0] if len(set(ids)) == 1 else " | ".join(ids)
+    return f"#{row['row']}\nlayer {layers}"
+
+
+def plot_compare_updates(record: dict, series: list[np.ndarray], path: Path) -> Path:
+    """log10 update:data of each aligned weight over the steps, one colour per run.
+
+    `series` holds per run a (steps, n_weights) array of its 2-D weights' ratios.
+    """
+    meta = record["families"]["update_to_data"]
+    title = "update:data over training, by run"
+    if max(len(s) for s in series) > MAX_POINTS:
+        title += f" (means of bins, at most {MAX_POINTS} points per line)"
+    fig, axes = _grid(len(meta), True, True, title)
+    low, high = record["thresholds"]["update_to_data_band"]
+    binned = [bin_means(s) if len(s) else None for s in series]
+    for k, (ax, info) in enumerate(zip(axes, meta, strict=True)):
+        names = info["names"]
+        same = len(set(names)) == 1
+        ax.set_title(f"#{info['row']} " + (names[0] if same else "(weights differ)"),
+                     fontsize=10)
+        ax.axhspan(low, high, color="tab:green", alpha=0.08)
+        ax.axhline(GUIDE, color="black", ls="--", lw=1)
+        for i, run in enumerate(record["runs"]):
+            if binned[i] is None or k >= binned[i][1].shape[1]:
+                continue
+            steps, means = binned[i]
+            who = run["label"] if same else f"{run['label']} · {names[i]}"
+            ax.plot(steps, means[:, k], color=_colour(i), lw=1.2, label=who)
+        ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+        ax.legend(fontsize=7, loc="lower right")
+    _axis_labels(axes, "step", "log10 update:data")
+    note = f"shaded: healthy band [{low:g}, {high:g}]; dashed: 1e-3 guide"
+    fig.text(0.01, 0.005, note, fontsize=8)
+    return _save(fig, path, tight=False)
+
+
+def plot_compare(folder: Path, record: dict, hists: dict[str, list],
+                 series: list[np.ndarray]) -> list[Path]:
+    """Every comparison picture; `hists` maps act, grad and weight to aligned rows."""
+    paths = [plot_compare_hists(f, record, rows, folder / f"compare_{f}_hist.png")
+             for f, rows in hists.items()]
+    paths.append(plot_compare_depth(record, folder / "compare_act_depth.png"))
+    updates = folder / "compare_update_to_data.png"
+    paths.append(plot_compare_updates(record, series, updates))
     return paths

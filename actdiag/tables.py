@@ -80,3 +80,142 @@ def run_tables(stats: dict, ud: np.ndarray) -> list[Table]:
         tables += [activation_table(snapshot), gradient_table(snapshot), weight_table(snapshot)]
     tables.append(update_table(stats, ud))
     return tables
+
+
+# ---------------------------------------------------------------------------
+# comparison of runs (records from actdiag.compare)
+
+DASH = "-"
+# (family, stat) -> format; activations as the lecture printed them
+STAT_FORMATS = {("act", "std"): ".2f", ("act", "saturated"): ".2f",
+                ("update_to_data", "update_to_data"): "+.2f"}
+STAT_NAMES = {"std": "std", "saturated": "saturated %", "grad_to_data": "grad:data",
+              "update_to_data": "update:data"}
+
+
+def _show(value) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    return "null" if value is None else str(value)
+
+
+def config_diff_table(record: dict) -> Table:
+    """The config keys that differ, a column per run, then what each run reached."""
+    runs = record["runs"]
+    lines = [f"{r['label']}: {r['path']}" for r in runs]
+    table = Table(title="config difference (only keys that differ)",
+                  title_justify="left", caption="\n".join(lines),
+                  caption_justify="left")
+    table.add_column("key")
+    for r in runs:
+        table.add_column(r["label"], justify="right")
+    for key, values in record["config_diff"].items():
+        table.add_row(key, *(_show(v) for v in values))
+    if not record["config_diff"]:
+        table.add_row("(none)", *("identical" for _ in runs))
+    table.add_section()
+    table.add_row("steps run", *(str(r["steps"]) for r in runs))
+    table.add_row("compared step", *(str(r["step"]) for r in runs))
+    table.add_row("loss at that step", *(fmt(r["step_loss"], ".4f") for r in runs))
+    table.add_row("final loss", *(fmt(r["loss"], ".4f") for r in runs))
+    table.add_row("val loss", *(fmt(r["val_loss"], ".4f") for r in runs))
+    return table
+
+
+def _change_text(change: float | None, how: str) -> str:
+    if change is None:
+        return ""
+    if how == "ratio":
+        return f"×{change:.2f}" if 0.01 <= abs(change) < 100 else f"×{change:.1e}"
+    return f"{change:+.2f}" if abs(change) >= 0.01 or change == 0 else f"{change:+.1e}"
+
+
+def _cell(cell: dict, spec: str, i: int) -> str:
+    value = cell["values"][i]
+    if value is None:
+        return DASH
+    text = format(value, spec)
+    if i > 0 and cell["changes"][i] is not None:
+        text += " " + _change_text(cell["changes"][i], cell["change"])
+    if cell["crossed"][i]:
+        text = f"[bold]{text} {'!' if cell['unhealthy'][i] else 'ok'}[/]"
+    return f"[red]{text}[/]" if cell["unhealthy"][i] else text
+
+
+def _row_label(row: dict) -> str:
+    names, members = row["names"], row["members"]
+    if len(set(names)) == 1:
+        return names[0] or DASH
+    present = [m for m in members if m is not None]
+    if "layer" in present[0]:
+        ids = " | ".join(DASH if m is None else str(m["layer"]) for m in members)
+        kinds = {m["kind"] for m in present}
+        return f"layer {ids} ({kinds.pop()})" if len(kinds) == 1 else " | ".join(
+            DASH if m is None else f"{m['layer']} ({m['kind']})" for m in members)
+    shapes = {tuple(m["shape"]) for m in present}
+    if len(shapes) == 1:
+        ids = " | ".join(DASH if m is None else str(m["param"]) for m in members)
+        return f"param {ids} ({'x'.join(map(str, shapes.pop()))})"
+    return "param " + " | ".join(
+        DASH if m is None else f"{m['param']} ({'x'.join(map(str, m['shape']))})"
+        for m in members)
+
+
+def _family_caption(record: dict, family: str) -> str:
+    t = record["thresholds"]
+    first = record["runs"][0]["label"]
+    lines = [f"vs {first}: ×ratio for spreads, +difference otherwise"]
+    marks = "; ! newly past it, ok back within it"
+    if family == "act":
+        lines.append(f"red: saturated above {t['saturated_max']:g} %{marks}")
+    if family == "weight":
+        lines.append(f"red: grad:data above {t['grad_to_data_outlier']:g}x the run's "
+                     f"median{marks}")
+    if family == "update_to_data":
+        low, high = t["update_to_data_band"]
+        lines.append(f"mean of the last {t['update_to_data_window']:.0%} of steps")
+        lines.append(f"red: outside [{low:g}, {high:g}]{marks}")
+    return "\n".join(lines)
+
+
+def family_table(record: dict, family: str, title: str, stats: list[str]) -> Table:
+    """One family: a row per aligned layer or weight, a column per run."""
+    runs = record["runs"]
+    steps = sorted({r["step"] for r in runs})
+    where = "step " + " / ".join(map(str, steps))
+    if family == "update_to_data":
+        where = "up to " + where
+    table = Table(title=f"{title} · {where}", title_justify="left", min_width=72,
+                  caption=_family_caption(record, family), caption_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("layer" if family in ("act", "grad") else "weight")
+    if len(stats) > 1:
+        table.add_column("stat")
+    for r in runs:
+        table.add_column(r["label"], justify="right")
+    for n, row in enumerate(record["families"][family]):
+        if n and len(stats) > 1:
+            table.add_section()
+        for j, stat in enumerate(stats):
+            head = [str(row["row"]), _row_label(row)] if j == 0 else ["", ""]
+            if len(stats) > 1:
+                head.append(STAT_NAMES[stat])
+            spec = STAT_FORMATS.get((family, stat), ".2e")
+            cells = [_cell(row["stats"][stat], spec, i) for i in range(len(runs))]
+            table.add_row(*head, *cells)
+    if not record["families"][family]:
+        table.add_row("", "(no row moved)")
+    return table
+
+
+def compare_tables(record: dict, titles: dict[str, str],
+                   shown: dict[str, list[str]]) -> list[Table]:
+    """The config difference, then one table per family in `titles` order."""
+    tables = [config_diff_table(record)]
+    for family, title in titles.items():
+        tables.append(family_table(record, family, title, shown[family]))
+    return tables
