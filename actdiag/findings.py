@@ -320,7 +320,10 @@ def diagnose(stats: dict, series: dict[str, np.ndarray],
             f"Healthy: no rule fired over {stats.get('steps', 0)} steps.",
             "Nothing to change; compare against a longer run or other gains.",
             value=None, threshold=None))
-    return sorted(out, key=lambda f: SEVERITIES.index(f["severity"]))
+    # most serious first; within a severity, a rule's findings stay together
+    rules = list(dict.fromkeys(f["rule"] for f in out))
+    return sorted(out, key=lambda f: (SEVERITIES.index(f["severity"]),
+                                      rules.index(f["rule"])))
 
 
 def findings_record(stats: dict, series: dict[str, np.ndarray]) -> dict:

@@ -45,6 +45,7 @@ td.text, th.text { text-align: left; }
 .bad .badge { background: #c62828; } .warn .badge { background: #b07b00; }
 .info .badge { background: #2e7d32; }
 .rule { color: #56606b; font-size: 13px; }
+.finding ul { margin: 4px 0; padding-left: 22px; }
 .advice { margin-top: 4px; }
 figure { background: #fff; border: 1px solid #d5d9de; border-radius: 4px;
          margin: 12px 0; padding: 10px; }
@@ -104,22 +105,40 @@ def image(title: str, png: bytes | None, caption: str, data: str = "") -> str:
 
 
 def findings_list(items: list[dict]) -> str:
-    """Each finding as a coloured card: severity, message, numbers and advice."""
-    cards = []
+    """Findings as coloured cards; findings sharing severity, rule and advice share one.
+
+    Each card gives the severity, every message with its value and threshold, and
+    what to try once.
+    """
+    groups: list[list[dict]] = []
     for f in items:
-        measured = []
-        if f.get("value") is not None:
-            measured.append(f"value {_num(f['value'])}")
+        key = (f["severity"], f["rule"], f["advice"])
+        if groups and (groups[-1][0]["severity"], groups[-1][0]["rule"],
+                       groups[-1][0]["advice"]) == key:
+            groups[-1].append(f)
+        else:
+            groups.append([f])
+    counts = {s: sum(f["severity"] == s for f in items) for s in ("bad", "warn", "info")}
+    head = (f"<p>{len(items)} findings: {counts['bad']} bad, {counts['warn']} warn, "
+            f"{counts['info']} info. Each names the rule, the measured value and the "
+            "threshold it crossed (set in the config), and what to try.</p>\n")
+    return head + "\n".join(_card(group) for group in groups) + "\n"
+
+
+def _card(group: list[dict]) -> str:
+    first = group[0]
+    lines = []
+    for f in group:
+        measured = [f"value {_num(f['value'])}"] if f.get("value") is not None else []
         if f.get("threshold") is not None:
             measured.append(f"threshold {_num(f['threshold'])}")
-        where = " · ".join([f"rule {f['rule']}", *measured])
-        cards.append(
-            f'<div class="finding {esc(f["severity"])}">'
-            f'<span class="badge">{esc(f["severity"])}</span>{esc(f["message"])}'
-            f'<div class="advice"><b>Try:</b> {esc(f["advice"])}</div>'
-            f'<div class="rule">{esc(where)}</div></div>'
-        )
-    return "\n".join(cards) + "\n"
+        numbers = f' <span class="rule">({esc(", ".join(measured))})</span>'
+        lines.append(f"<li>{esc(f['message'])}{numbers if measured else ''}</li>")
+    return (f'<div class="finding {esc(first["severity"])}">'
+            f'<span class="badge">{esc(first["severity"])}</span>'
+            f'<span class="rule">rule {esc(first["rule"])}</span>'
+            f'<ul>{"".join(lines)}</ul>'
+            f'<div class="advice"><b>Try:</b> {esc(first["advice"])}</div></div>')
 
 
 def page(title: str, subtitle: str, sections: list[tuple[str, str, str]]) -> str:
@@ -171,12 +190,23 @@ def _summary(stats: dict) -> str:
             f" · {stats.get('seconds', 0):.1f} s")
 
 
+def _pairs(items: list[tuple[str, object]], per_row: int = 4) -> list[list]:
+    """key, value pairs laid out `per_row` to a table row."""
+    flat = [x for key, value in items for x in (key, _num(value) if isinstance(
+        value, float) else value)]
+    width = 2 * per_row
+    rows = [flat[i:i + width] for i in range(0, len(flat), width)]
+    return [row + [""] * (width - len(row)) for row in rows]
+
+
 def _config_body(stats: dict) -> str:
-    rows = [[k, v] for k, v in stats["config"].items()]
-    thresholds = stats.get("thresholds") or {}
-    return (table(["key", "value"], rows, "resolved config", (0, 1))
-            + table(["threshold", "value"], [[k, v] for k, v in thresholds.items()],
-                    "thresholds the findings used", (0, 1)))
+    thresholds = stats.get("thresholds") or findings.thresholds_from(stats["config"])
+    keys = [(k, v) for k, v in stats["config"].items() if k not in thresholds]
+    columns = ["key", "value"] * 4
+    text = tuple(range(8))
+    return (table(columns, _pairs(keys), "resolved config", text)
+            + table(columns, _pairs(list(thresholds.items())),
+                    "thresholds the findings used (config keys)", text))
 
 
 def _snapshot_tables(snap: dict) -> str:
@@ -212,8 +242,21 @@ def _update_rows(stats: dict, ud: np.ndarray, tail: int) -> list[list]:
     return rows
 
 
+READING = (
+    "<p>How to read them. <b>saturated</b>: percent of a tanh layer's outputs with "
+    "|t| &gt; 0.97, where tanh is flat and passes almost no gradient; a few percent "
+    "is usual. <b>dead units</b>: units saturated on every example of the batch. "
+    "<b>std</b> of the activations should stay roughly level with depth, and so "
+    "should the std of their gradients. <b>grad:data</b>: std(grad) / std(weight), "
+    "how large a weight's gradient is next to the weight. <b>update:data</b>: "
+    "log10(std(lr·grad) / std(weight)), the share of a weight one step changes; "
+    "about -3 is healthy. Layers are numbered by their place in the network's flat "
+    "list of layers; params by their place among the parameters.</p>\n"
+)
+
+
 def _tables_body(stats: dict, ud: np.ndarray) -> str:
-    body = "".join(_snapshot_tables(snap) for snap in stats["snapshots"])
+    body = READING + "".join(_snapshot_tables(snap) for snap in stats["snapshots"])
     tail = max(1, len(ud) // 10)
     columns = ["param", "name", "shape", "last step", f"mean of last {tail}"]
     return body + table(columns, _update_rows(stats, ud, tail),
