@@ -34,11 +34,12 @@ def weight(param: int, ratio: float | None) -> dict:
 
 def snap(step: int = 1, acts=None, grads=None, weights=None) -> dict:
     """A snapshot record of a healthy five-layer network unless told otherwise."""
+    layers = (1, 3, 5, 7, 9)
     return {
         "step": step, "loss": 3.3, "lr": 0.1,
-        "activations": acts if acts is not None else [act(i) for i in (1, 3, 5, 7, 9)],
-        "gradients": grads if grads is not None else [grad(i) for i in (1, 3, 5, 7, 9)],
-        "weights": weights if weights is not None else [weight(i, 5e-3) for i in range(4)],
+        "activations": [act(i) for i in layers] if acts is None else acts,
+        "gradients": [grad(i) for i in layers] if grads is None else grads,
+        "weights": [weight(i, 5e-3) for i in range(4)] if weights is None else weights,
     }
 
 
@@ -81,7 +82,8 @@ def test_saturation_threshold_comes_from_the_thresholds():
 
 
 def test_saturation_skips_layers_without_a_saturation_number():
-    assert findings.saturation(snap(acts=[act(0, saturated=None, kind="linear")]), T) == []
+    linear = act(0, saturated=None, kind="linear")
+    assert findings.saturation(snap(acts=[linear]), T) == []
 
 
 # ---------------------------------------------------------------------------
