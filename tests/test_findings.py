@@ -43,7 +43,8 @@ def snap(step: int = 1, acts=None, grads=None, weights=None) -> dict:
     }
 
 
-PARAMS = [{"param": i, "name": f"layer {i}.weight", "shape": [10, 10]} for i in range(5)]
+PARAMS = [{"param": i, "name": f"layer {i}.weight", "shape": [10, 10]}
+          for i in range(5)]
 
 
 def stats(snapshots=None, steps: int = 200, diverged=None) -> dict:
