@@ -143,6 +143,7 @@ def grad_to_data_outlier(snapshot: dict, params: list[dict], t: dict) -> list[di
         return []
     median = float(np.median([w["grad_to_data"] for w in weights]))
     limit, names = t["grad_to_data_factor"] * median, {p["param"]: p for p in params}
+    output = max(w["param"] for w in snapshot["weights"])
     out = []
     for w in weights:
         if median <= 0 or w["grad_to_data"] <= limit:
@@ -154,13 +155,23 @@ def grad_to_data_outlier(snapshot: dict, params: list[dict], t: dict) -> list[di
             f"{label} at step {snapshot['step']}: grad:data {w['grad_to_data']:.3g} is "
             f"{times:.0f}x the median {median:.3g} of the weights (limit "
             f"{t['grad_to_data_factor']:g}x).",
-            "This weight will move much faster than the others. At initialization "
-            "this is the output layer that was scaled down and it settles within a "
-            "few hundred steps; if it persists, lower lr or use an optimizer that "
-            "scales per parameter.",
+            _outlier_advice(w["param"] == output, snapshot["step"]),
             value=w["grad_to_data"], threshold=limit, step=snapshot["step"],
             param=w["param"], name=names.get(w["param"], {}).get("name")))
     return out
+
+
+def _outlier_advice(is_output: bool, step: int) -> str:
+    if is_output and step == 1:
+        return ("Expected at initialization: the output layer was scaled down, so its "
+                "gradient is large next to it. It learns faster at first and settles "
+                "within a few hundred steps; watch that it does.")
+    if is_output:
+        return ("The output layer still moves much faster than the rest; lower lr or "
+                "train longer and check that it settles.")
+    return ("This weight's gradient is large next to its values, so it moves much "
+            "faster than the others: check its initial scale (fan-in scaling, gain) "
+            "and the layers feeding it.")
 
 
 def dead(snapshot: dict, t: dict) -> list[dict]:

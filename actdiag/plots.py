@@ -151,12 +151,19 @@ def plot_saturation_map(saturated: np.ndarray, step: int, act: dict, threshold: 
     Args: saturated (batch, units) bool; act is the layer's activation record.
     """
     batch, units = saturated.shape
-    dead = int(saturated.all(axis=0).sum())
+    dead = np.flatnonzero(saturated.all(axis=0))
     fig, ax = plt.subplots(figsize=(10, 1.2 + 0.06 * batch), dpi=110)
     ax.imshow(saturated, cmap="gray", vmin=0, vmax=1, aspect="auto",
               interpolation="nearest")
+
+    # outline the dead units so they stand out from merely busy columns
+    for unit in dead:
+        ax.add_patch(plt.Rectangle((unit - 0.5, -0.5), 1, batch, fill=False,
+                                   edgecolor="red", lw=1.2))
+    outlined = " (outlined in red)" if len(dead) else ""
     ax.set_title(f"layer {act['layer']} ({act['kind']}) · step {step} · "
-                 f"|t| > {threshold:g} in white · dead units: {dead} of {units}")
+                 f"|t| > {threshold:g} in white · dead units: {len(dead)} of {units}"
+                 f"{outlined}")
     ax.set_xlabel("unit")
     ax.set_ylabel("example in batch")
     return _save(fig, path)

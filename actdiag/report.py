@@ -118,7 +118,7 @@ def findings_list(items: list[dict]) -> str:
             groups[-1].append(f)
         else:
             groups.append([f])
-    counts = {s: sum(f["severity"] == s for f in items) for s in ("bad", "warn", "info")}
+    counts = {s: sum(f["severity"] == s for f in items) for s in findings.SEVERITIES}
     head = (f"<p>{len(items)} findings: {counts['bad']} bad, {counts['warn']} warn, "
             f"{counts['info']} info. Each names the rule, the measured value and the "
             "threshold it crossed (set in the config), and what to try.</p>\n")
@@ -184,7 +184,8 @@ def _summary(stats: dict) -> str:
     loss = _fmt(stats.get("loss"), ".4f")
     val = _fmt(stats.get("val_loss"), ".4f")
     data = stats.get("data", {})
-    return (f"{stats['steps']} steps · final loss {loss} · val loss {val} · "
+    steps = f"{stats['steps']} step" + ("" if stats["steps"] == 1 else "s")
+    return (f"{steps} · final loss {loss} · val loss {val} · "
             f"{stats.get('n_params', '?')} parameters · data {data.get('path', '?')} "
             f"(vocab {data.get('vocab_size', '?')}) · device {stats.get('device', '?')}"
             f" · {stats.get('seconds', 0):.1f} s")
@@ -201,7 +202,8 @@ def _pairs(items: list[tuple[str, object]], per_row: int = 4) -> list[list]:
 
 def _config_body(stats: dict) -> str:
     thresholds = stats.get("thresholds") or findings.thresholds_from(stats["config"])
-    keys = [(k, v) for k, v in stats["config"].items() if k not in thresholds]
+    keys = [(k, "shipped names file" if k == "data" and v is None else v)
+            for k, v in stats["config"].items() if k not in thresholds]
     columns = ["key", "value"] * 4
     text = tuple(range(8))
     return (table(columns, _pairs(keys), "resolved config", text)
@@ -329,7 +331,8 @@ def _series_images(run_dir: Path, stats: dict, series: dict) -> str:
         return "<p>No step finished, so there is no series to show.</p>\n"
     rows = [[i + 1, f"{loss[i]:.4f}"] for i in _every(len(loss))]
     note = "" if len(loss) <= MAX_ROWS else f" at {len(rows)} evenly spaced steps"
-    caption = "Cross-entropy of each training batch; the dark line is a running mean."
+    caption = "Cross-entropy of each training batch" + (
+        "; the dark line is a running mean." if len(loss) >= 200 else ".")
     out = image("training loss", _png(run_dir, "loss.png"), caption,
                 numbers(["step", "loss"], rows, f"numbers behind this picture{note}"))
     weights = [p for p in stats["params"] if len(p["shape"]) == 2]
