@@ -190,7 +190,7 @@ def dead(snapshot: dict, t: dict) -> list[dict]:
             f"saturated (|t| > {t['dead_threshold']:g}) on every example of the batch; "
             "they pass no gradient and cannot learn.",
             "Lower the gain or the initial weight scale (fan-in scaling), or add "
-            "batchnorm; the saturation picture shows them as light columns.",
+            "batchnorm; the saturation picture shows them as white columns.",
             value=count, threshold=t["dead_threshold"], step=snapshot["step"],
             layer=a["layer"], kind=a["kind"]))
     return out
@@ -294,15 +294,18 @@ def undefined(stats: dict) -> list[dict]:
                     f"undefined: {w.get('reason', 'no reason recorded')}.",
                     "A weight with no spread has no meaningful ratio.",
                     step=snap["step"], param=w["param"]))
-    for p in stats.get("params", []):
-        if p.get("undefined_steps"):
-            out.append(finding(
-                "undefined", "info",
-                f"update:data of {_param_label(p)} is undefined at "
-                f"{p['undefined_steps']} steps: "
-                f"{p.get('reason', 'no reason recorded')}.",
-                "Usually harmless: the weight or its update had no spread then.",
-                value=p["undefined_steps"], param=p["param"], name=p["name"]))
+    undefined_ud = [p for p in stats.get("params", []) if p.get("undefined_steps")]
+    if undefined_ud:
+        worst = max(p["undefined_steps"] for p in undefined_ud)
+        names = ", ".join(f"{p['param']} ({p['undefined_steps']})"
+                          for p in undefined_ud)
+        out.append(finding(
+            "undefined", "info",
+            f"update:data is undefined at some steps for {len(undefined_ud)} params "
+            f"(param (steps): {names}): {undefined_ud[0].get('reason', 'no reason')}.",
+            "Harmless for a few steps; at many steps the weight's gradient is zero, "
+            "often because its units are dead.",
+            value=worst, params=[p["param"] for p in undefined_ud]))
     return out
 
 

@@ -246,7 +246,8 @@ def test_undefined_statistics_say_why():
     out = findings.undefined(record)
     assert len(out) == 4 and {f["severity"] for f in out} == {"info"}
     assert any("the weight has zero spread" in f["message"] for f in out)
-    assert any("at 3 steps" in f["message"] for f in out)
+    assert out[-1]["params"] == [0] and out[-1]["value"] == 3
+    assert "0 (3)" in out[-1]["message"] and "zero spread" in out[-1]["message"]
 
 
 # ---------------------------------------------------------------------------

@@ -234,3 +234,14 @@ def test_cli_report_refuses_what_is_not_a_run(tmp_path: Path, make: str):
     assert result.output.startswith("error: ") and str(target) in result.output
     assert "Traceback" not in result.output
     assert not (target / "report.html").exists()
+
+
+def test_a_diverged_run_reports_divergence(tmp_path: Path, words: Path):
+    cfg = load_config(None, TINY + [f"data={words}", "tanh=off", "gain=20",
+                                    "lr=1e6", "steps=30"])
+    run = run_experiment(cfg, "diverged", tmp_path / "div")
+    assert run.stats["diverged"] is not None
+    bad = [f for f in run.stats["findings"] if f["rule"] == "divergence"]
+    assert bad and bad[0]["severity"] == "bad"
+    assert run.stats["findings"][0]["rule"] == "divergence"
+    assert "not finite" in (run.run_dir / "report.html").read_text(encoding="utf-8")
