@@ -215,6 +215,7 @@ def update_to_data(params: list[dict], ud: np.ndarray, t: dict) -> list[dict]:
             "Train for more steps to see whether the learning rate suits each weight.",
             value=steps, threshold=t["ud_min_steps"])]
     tail = max(1, round(steps * t["ud_tail"]))
+    output = max((p["param"] for p in params if len(p["shape"]) == 2), default=None)
     out = []
     for p in params:
         if len(p["shape"]) != 2:
@@ -233,6 +234,10 @@ def update_to_data(params: list[dict], ud: np.ndarray, t: dict) -> list[dict]:
                   if slow else
                   "Lower lr: updates this large next to the weight make training "
                   "noisy or unstable.")
+        if fast and p["param"] == output:
+            advice = ("The output layer was scaled down at initialization, so early "
+                      "on its updates are large next to its small weight; this "
+                      "fades as it grows. If it persists over a long run, lower lr.")
         out.append(finding(
             "update_to_data", severity,
             f"{_param_label(p)}: mean log10 update:data over the last {tail} steps is "

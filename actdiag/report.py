@@ -211,14 +211,15 @@ def _config_body(stats: dict) -> str:
                     "thresholds the findings used (config keys)", text))
 
 
-def _snapshot_tables(snap: dict) -> str:
+def _snapshot_tables(snap: dict, names: dict[int, str]) -> str:
     k = snap["step"]
     acts = [[a["layer"], a["kind"], _fmt(a["mean"], "+.2f"), _fmt(a["std"], ".2f"),
              "n/a" if a.get("saturated") is None else f"{a['saturated']:.2f}%",
              _num(a.get("dead_units"))] for a in snap["activations"]]
     grads = [[g["layer"], g["kind"], _fmt(g["mean"], "+f"), _fmt(g["std"], "e")]
              for g in snap["gradients"]]
-    weights = [[w["param"], _shape(w["shape"]), _fmt(w["mean"], "+f"),
+    weights = [[w["param"], names.get(w["param"], ""), _shape(w["shape"]),
+                _fmt(w["mean"], "+f"),
                 _fmt(w["std"], "e"), _fmt(w["grad_to_data"], "e")]
                for w in snap["weights"]]
     return (
@@ -226,8 +227,8 @@ def _snapshot_tables(snap: dict) -> str:
               f"activations · step {k} (loss {_fmt(snap.get('loss'), '.4f')})", (1,))
         + table(["layer", "kind", "mean", "std"], grads,
                 f"activation gradients · step {k}", (1,))
-        + table(["param", "shape", "mean", "std", "grad:data"], weights,
-                f"weight gradients · step {k}")
+        + table(["param", "name", "shape", "mean", "std", "grad:data"], weights,
+                f"weight gradients · step {k}", (1,))
     )
 
 
@@ -258,7 +259,8 @@ READING = (
 
 
 def _tables_body(stats: dict, ud: np.ndarray) -> str:
-    body = READING + "".join(_snapshot_tables(snap) for snap in stats["snapshots"])
+    names = {p["param"]: p["name"] for p in stats["params"]}
+    body = READING + "".join(_snapshot_tables(s, names) for s in stats["snapshots"])
     tail = max(1, len(ud) // 10)
     columns = ["param", "name", "shape", "last step", f"mean of last {tail}"]
     return body + table(columns, _update_rows(stats, ud, tail),
