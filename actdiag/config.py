@@ -53,8 +53,8 @@ class Config:
     snapshots: tuple[int, ...] = field(default=())  # the last step is always one
 
     # findings: the thresholds the diagnosis reads the statistics against
-    saturation_threshold: float = 5.0  # percent saturated above which a layer is flagged
-    std_ratio_threshold: float = 1.8  # last/first act std beyond this factor (either way)
+    saturation_threshold: float = 5.0  # percent saturated above which a layer warns
+    std_ratio_threshold: float = 1.8  # last/first act std beyond this factor either way
     grad_ratio_threshold: float = 4.0  # last/first grad std beyond this factor
     grad_to_data_factor: float = 10.0  # grad:data this many times the weights' median
     ud_low: float = -4.0  # log10 update:data below this learns too slowly
