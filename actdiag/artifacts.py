@@ -1,7 +1,9 @@
 """The run directory: the contract between training and everything that reads it.
 
 A run directory holds `config.yaml` (resolved config), `stats.json` (schema
-below), `series.npz` (per-step `loss` and `update_to_data`) and PNG plots.
+below), `series.npz` (per-step `loss` and `update_to_data`),
+`saturation_maps.npz` (per snapshot and tanh layer, which units saturate on
+which examples), PNG plots and `report.html`.
 Every file is written whole or not at all. Readers (tables, plots, compare,
 report) use `read_run` and never a live model.
 """
@@ -17,6 +19,7 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -29,6 +32,8 @@ SCHEMA = 1
 STATS = "stats.json"
 SERIES = "series.npz"
 CONFIG = "config.yaml"
+MAPS = "saturation_maps.npz"
+REPORT = "report.html"
 GUIDE = -3.0  # log10 of the lecture's 1e-3 update:data guide
 
 
@@ -139,12 +144,22 @@ def stats_record(result, config_name: str, data_path: Path) -> dict:
     })
 
 
-def write_run(run_dir: Path, result, config_name: str, data_path: Path) -> dict:
-    """Write series.npz and stats.json (last, so its presence means a whole run)."""
+def write_run(run_dir: Path, result, config_name: str, data_path: Path,
+              annotate: Callable[[dict], dict] | None = None) -> dict:
+    """Write series.npz, saturation_maps.npz and stats.json (last: a whole run).
+
+    `annotate(record)` returns extra top-level keys (the findings) for stats.json.
+    """
     buf = io.BytesIO()
     np.savez(buf, loss=result.loss, update_to_data=result.update_to_data)
     write_bytes_atomic(run_dir / SERIES, buf.getvalue())
+    if result.saturation_maps:
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **result.saturation_maps)
+        write_bytes_atomic(run_dir / MAPS, buf.getvalue())
     record = stats_record(result, config_name, data_path)
+    if annotate is not None:
+        record.update(clean(annotate(record)))
     write_json(run_dir / STATS, record)
     return record
 
@@ -198,3 +213,25 @@ def read_series(run_dir: Path) -> dict[str, np.ndarray]:
         raise ActdiagError(f"{path}: missing series file") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise ActdiagError(f"{path}: unreadable or corrupt series file ({err})") from None
+
+
+def saturation_png(step: int, layer: int) -> str:
+    """File name of the saturation picture of one layer at one snapshot."""
+    return f"saturation_step{step}_layer{layer}.png"
+
+
+def read_saturation_maps(run_dir: Path) -> dict[tuple[int, int], np.ndarray]:
+    """Load saturation_maps.npz as {(step, layer): (batch, units) bool}, or {}."""
+    path = run_dir / MAPS
+    if not path.is_file():
+        return {}
+    try:
+        with np.load(path) as data:
+            maps = {}
+            for key in data.files:
+                match = re.fullmatch(r"step(\d+)_layer(\d+)", key)
+                if match:
+                    maps[(int(match[1]), int(match[2]))] = data[key].astype(bool)
+            return maps
+    except (OSError, ValueError, zipfile.BadZipFile) as err:
+        raise ActdiagError(f"{path}: unreadable or corrupt maps file ({err})") from None

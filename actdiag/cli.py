@@ -78,7 +78,7 @@ def run(
     """Train one experiment and write its run directory; print the diagnostic tables."""
     from actdiag.config import load_config
     from actdiag.runner import run_experiment
-    from actdiag.tables import run_tables
+    from actdiag.tables import findings_text, run_tables
 
     try:
         cfg = load_config(config, set_)
@@ -119,6 +119,7 @@ def run(
         loss = "n/a" if stats["loss"] is None else f"{stats['loss']:.4f}"
         val = "" if stats["val_loss"] is None else f", val loss {stats['val_loss']:.4f}"
         out.print(f"{stats['steps']} steps, final loss {loss}{val}", highlight=False)
+        out.print(findings_text(stats.get("findings", [])), highlight=False)
     if stats["diverged"] is not None:
         err.print(f"[bold yellow]diverged:[/] the loss was not finite at step "
                   f"{stats['diverged']}; the run stopped there and kept what it recorded")
@@ -169,6 +170,19 @@ def compare_cmd(
             out.print(table)
     channel = err if as_json else out
     channel.print(str(folder), highlight=False, soft_wrap=True)
+
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `actdiag run`."),
+) -> None:
+    """(Re)build report.html of a run directory from its files alone."""
+    from actdiag.report import write_run_report
+
+    try:
+        path = write_run_report(run_dir)
+    except ActdiagError as e:
+        fail(str(e))
+    out.print(str(path), highlight=False, soft_wrap=True)
 
 
 def main() -> None:

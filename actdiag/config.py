@@ -52,6 +52,18 @@ class Config:
     data: str | None = None  # one word per line; None means the shipped names file
     snapshots: tuple[int, ...] = field(default=())  # the last step is always one
 
+    # findings: the thresholds the diagnosis reads the statistics against
+    saturation_threshold: float = 5.0  # percent saturated above which a layer warns
+    std_ratio_threshold: float = 1.8  # last/first act std beyond this factor either way
+    grad_ratio_threshold: float = 4.0  # last/first grad std beyond this factor
+    grad_to_data_factor: float = 10.0  # grad:data this many times the weights' median
+    ud_low: float = -4.0  # log10 update:data below this learns too slowly
+    ud_high: float = -2.0  # log10 update:data above this learns too fast
+    ud_tail: float = 0.1  # fraction of the last steps the update:data rule averages
+    ud_min_steps: int = 100  # fewer steps than this are too few to judge update:data
+    dead_threshold: float = 0.99  # |tanh| above this on every example: a dead unit
+    loss_excess: float = 0.5  # first loss this far above -log(1/vocab) is flagged
+
     def lr_at(self, step: int) -> float:
         """Learning rate used by `step` (1-based)."""
         if self.decay_after is not None and step > self.decay_after:
@@ -218,10 +230,38 @@ def validate(cfg: Config, origin: dict[str, str] | None = None) -> Config:
             raise fail(key, f"is {getattr(cfg, key)}; it must be in [0, 2**63)")
     if cfg.device not in DEVICES:
         raise fail("device", f"is '{cfg.device}'; valid: {', '.join(DEVICES)}")
+    _validate_thresholds(cfg, fail)
     for step in cfg.snapshots:
         if not 1 <= step <= cfg.steps:
             raise fail("snapshots", f"holds {step}; each must be in 1..{cfg.steps} (steps)")
     return cfg
+
+
+def _validate_thresholds(cfg: Config, fail) -> None:
+    """Range-check the findings thresholds; `fail(key, message)` builds the error."""
+    opens = {
+        "saturation_threshold": (0.0, 100.0, "a percent in (0, 100)"),
+        "dead_threshold": (0.0, 1.0, "in (0, 1)"),
+    }
+    for key, (low, high, valid) in opens.items():
+        value = getattr(cfg, key)
+        if not (math.isfinite(value) and low < value < high):
+            raise fail(key, f"is {value}; it must be {valid}")
+    for key in ("std_ratio_threshold", "grad_ratio_threshold", "grad_to_data_factor"):
+        value = getattr(cfg, key)
+        if not (math.isfinite(value) and value > 1):
+            raise fail(key, f"is {value}; it must be a factor > 1")
+    if not (math.isfinite(cfg.loss_excess) and cfg.loss_excess > 0):
+        raise fail("loss_excess", f"is {cfg.loss_excess}; it must be a number > 0")
+    if not (0 < cfg.ud_tail <= 1):
+        raise fail("ud_tail", f"is {cfg.ud_tail}; it must be a fraction in (0, 1]")
+    if cfg.ud_min_steps < 1:
+        raise fail("ud_min_steps", f"is {cfg.ud_min_steps}; it must be >= 1")
+    for key in ("ud_low", "ud_high"):
+        if not math.isfinite(getattr(cfg, key)):
+            raise fail(key, f"is {getattr(cfg, key)}; it must be a finite log10 ratio")
+    if cfg.ud_low >= cfg.ud_high:
+        raise fail("ud_low", f"is {cfg.ud_low}; it must be below ud_high ({cfg.ud_high})")
 
 
 # ---------------------------------------------------------------------------

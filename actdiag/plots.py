@@ -17,7 +17,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import EngFormatter, MaxNLocator  # noqa: E402
 
-from actdiag.artifacts import GUIDE, write_bytes_atomic  # noqa: E402
+from actdiag.artifacts import GUIDE, saturation_png, write_bytes_atomic  # noqa: E402
 
 
 def _figure(title: str, xlabel: str, ylabel: str):
@@ -153,15 +153,26 @@ def plot_loss(loss: np.ndarray, path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_run(run_dir: Path, stats: dict, series: dict[str, np.ndarray]) -> list[Path]:
-    """Every figure of a run directory; returns the paths written."""
+def plot_run(run_dir: Path, stats: dict, series: dict[str, np.ndarray],
+             maps: dict[tuple[int, int], np.ndarray] | None = None) -> list[Path]:
+    """Every figure of a run directory; returns the paths written.
+
+    `maps` is {(step, layer): (batch, units) bool}, as `read_saturation_maps` gives.
+    """
     paths = []
+    maps = maps or {}
+    threshold = stats["config"].get("dead_threshold", 0.99)
     for snap in stats["snapshots"]:
         k = snap["step"]
         paths.append(plot_activations(snap, run_dir / f"act_hist_step{k}.png"))
         paths.append(plot_gradients(snap, run_dir / f"grad_hist_step{k}.png"))
         paths.append(plot_weight_grads(snap, stats["params"],
                                        run_dir / f"weight_grad_hist_step{k}.png"))
+        for a in snap["activations"]:
+            if (k, a["layer"]) in maps:
+                path = run_dir / saturation_png(k, a["layer"])
+                paths.append(plot_saturation_map(maps[(k, a["layer"])], k, a,
+                                                 threshold, path))
     if len(series["loss"]):
         paths.append(plot_update_to_data(stats["params"], series["update_to_data"],
                                          run_dir / "update_to_data.png"))
@@ -352,3 +363,27 @@ def plot_compare(folder: Path, record: dict, hists: dict[str, list],
     updates = folder / "compare_update_to_data.png"
     paths.append(plot_compare_updates(record, series, updates))
     return paths
+
+def plot_saturation_map(saturated: np.ndarray, step: int, act: dict, threshold: float,
+                        path: Path) -> Path:
+    """Examples by units, light where |t| > threshold; a light column is a dead unit.
+
+    Args: saturated (batch, units) bool; act is the layer's activation record.
+    """
+    batch, units = saturated.shape
+    dead = np.flatnonzero(saturated.all(axis=0))
+    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.06 * batch), dpi=110)
+    ax.imshow(saturated, cmap="gray", vmin=0, vmax=1, aspect="auto",
+              interpolation="nearest")
+
+    # outline the dead units so they stand out from merely busy columns
+    for unit in dead:
+        ax.add_patch(plt.Rectangle((unit - 0.5, -0.5), 1, batch, fill=False,
+                                   edgecolor="red", lw=1.2))
+    outlined = " (outlined in red)" if len(dead) else ""
+    ax.set_title(f"layer {act['layer']} ({act['kind']}) · step {step} · "
+                 f"|t| > {threshold:g} in white · dead units: {len(dead)} of {units}"
+                 f"{outlined}")
+    ax.set_xlabel("unit")
+    ax.set_ylabel("example in batch")
+    return _save(fig, path)

@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from actdiag import artifacts
+from actdiag import artifacts, findings
 from actdiag.config import Config
 from actdiag.data import DEFAULT_DATA, load_dataset
 from actdiag.train import ProgressFn, train
@@ -47,11 +47,18 @@ def run_experiment(cfg: Config, name: str, out: Path | None = None,
     if on_start:
         on_start(run_dir)
 
+    # train, then read the numbers into findings written with the stats
     result = train(cfg, dataset, progress)
-    stats = artifacts.write_run(run_dir, result, name, path)
     series = {"loss": result.loss, "update_to_data": result.update_to_data}
+    stats = artifacts.write_run(run_dir, result, name, path,
+                                lambda record: findings.findings_record(record, series))
+
+    # pictures, then the page that gathers everything
     if plots:
         from actdiag.plots import plot_run
+        from actdiag.report import write_run_report
 
-        plot_run(run_dir, stats, series)
+        maps = artifacts.read_saturation_maps(run_dir)
+        plot_run(run_dir, stats, series, maps)
+        write_run_report(run_dir)
     return Run(run_dir, stats, series)

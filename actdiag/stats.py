@@ -12,6 +12,7 @@ import torch
 
 SATURATION = 0.97  # |tanh| above this counts as saturated
 BINS = 100
+DEAD = 0.99  # |tanh| above this on every example of the batch: a dead unit
 
 
 def _finite(value: float) -> float | None:
@@ -30,6 +31,22 @@ def saturated(t: torch.Tensor, threshold: float = SATURATION) -> float:
     """Percent of entries with |t| > threshold. Healthy tanh layers: a few percent."""
     # NOTE: computed in float32 like the lecture, so ties round as it printed them
     return ((t.detach().abs() > threshold).float().mean() * 100).item()
+
+
+def saturation_map(t: torch.Tensor, threshold: float = DEAD) -> torch.Tensor:
+    """Which units saturate on which examples: |t| > threshold.
+
+    Args: t (batch, units). Returns a (batch, units) bool tensor on t's device.
+    """
+    return t.detach().abs() > threshold
+
+
+def dead_units(saturated: torch.Tensor) -> int:
+    """Units saturated on every example of the batch; healthy layers have none.
+
+    Args: saturated (batch, units) bool, as from `saturation_map`.
+    """
+    return int(saturated.all(dim=0).sum().item())
 
 
 def histogram(t: torch.Tensor, bins: int = BINS) -> dict | None:

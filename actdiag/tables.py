@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 from rich.table import Table
+from rich.text import Text
 
 from actdiag.artifacts import GUIDE
 
@@ -219,3 +220,19 @@ def compare_tables(record: dict, titles: dict[str, str],
     for family, title in titles.items():
         tables.append(family_table(record, family, title, shown[family]))
     return tables
+
+SEVERITY_STYLE = {"bad": "bold red", "warn": "bold yellow", "info": "bold green"}
+
+
+def findings_text(findings: list[dict]) -> Text:
+    """The findings as a short list: severity, message, then what to try."""
+    text = Text("findings\n", style="bold")
+    for i, f in enumerate(findings):
+        text.append(f"{f['severity'].upper():>4} ", style=SEVERITY_STYLE[f["severity"]])
+        text.append(f"{f['message']}\n")
+        following = findings[i + 1] if i + 1 < len(findings) else None
+        # the advice once per run of findings that share it
+        if following is None or following["advice"] != f["advice"]:
+            text.append(f"     try: {f['advice']}\n", style="dim")
+    text.rstrip()
+    return text

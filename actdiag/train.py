@@ -40,6 +40,8 @@ class RunResult:
     loss: np.ndarray  # (steps_done,) float32 training loss per step
     update_to_data: np.ndarray  # (steps_done, n_params) float32 log10 ratios
     snapshots: list[dict] = field(default_factory=list)
+    # (batch, units) bool |t| > dead_threshold, keyed step<k>_layer<i>
+    saturation_maps: dict[str, np.ndarray] = field(default_factory=dict)
     diverged: int | None = None  # first step whose loss was not finite
     interrupted: int | None = None  # step at which Ctrl-C arrived
     val_loss: float | None = None
@@ -95,7 +97,7 @@ def train(cfg: Config, data: Dataset, progress: ProgressFn | None = None) -> Run
     g = torch.Generator().manual_seed(cfg.seed)
     model = MLP(cfg, data.vocab_size, g).to(device)
     params = list(model.parameters())
-    probe = Probe(model.watched_layers())
+    probe = Probe(model.watched_layers(), cfg.dead_threshold)
     Xtr, Ytr = data.splits["train"]
     snapshot_steps = set(cfg.snapshot_steps())
 
@@ -149,6 +151,7 @@ def train(cfg: Config, data: Dataset, progress: ProgressFn | None = None) -> Run
                     {"step": step, "loss": loss.item(), "lr": lr, "activations": acts,
                      "gradients": grads, "weights": weight_records(model)}
                 )
+                result.saturation_maps.update(probe.saturation_maps(step))
             if progress and (step % PROGRESS_EVERY == 0 or step == cfg.steps):
                 progress(step, loss.item())
     except KeyboardInterrupt:
