@@ -129,3 +129,15 @@ def test_ctrl_c_keeps_what_was_recorded_and_exits_130(words_file, tmp_path, monk
     assert [s["step"] for s in stats["snapshots"]] == [1, 10]
     assert np.load(out / "series.npz")["loss"].shape == (10,)
     assert "interrupted at step 11" in result.stderr
+
+
+def test_written_files_get_ordinary_permissions(words_file, tmp_path):
+    import os
+
+    out = tmp_path / "run"
+    result = invoke("run", "--set", f"data={words_file}", *TINY, "--out", out)
+    assert result.exit_code == 0, result.output
+    mask = os.umask(0)
+    os.umask(mask)
+    for name in ("stats.json", "series.npz", "loss.png"):
+        assert (out / name).stat().st_mode & 0o777 == 0o666 & ~mask, name
