@@ -28,8 +28,19 @@ err = Console(stderr=True)
 
 
 
-@app.callback()
-def _root() -> None:
+def _version(value: bool) -> None:
+    if value:
+        from actdiag import __version__
+
+        out.print(f"actdiag {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback(context_settings={"help_option_names": ["-h", "--help"]})
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
     """Train the lecture's character MLP and show whether it trains well."""
 
 
@@ -62,9 +73,24 @@ def config_line(cfg) -> str:
     keys = ("gain", "depth", "width", "tanh", "batchnorm", "fan_in_scaling", "lr",
             "steps", "batch_size", "device")
     values = cfg.to_dict()
-    parts = [f"{k}={values[k]:.4g}" if isinstance(values[k], float) else f"{k}={values[k]}"
-             for k in keys]
-    return " ".join(parts) + f" data={values['data'] or 'shipped names'}"
+    return " ".join(f"{k}={_show(values[k])}" for k in keys) + (
+        f" data={values['data'] or 'shipped names'}")
+
+
+def _show(value) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def run_name(config: Path | None, overrides: list[str]) -> str:
+    """`gain_5_3` for a preset, `gain_5_3_gain=3` when --set changed a knob."""
+    name = config.stem if config else "default"
+    for text in overrides:
+        key, _, value = text.partition("=")
+        if key.strip() != "data":
+            name += f"_{key.strip()}={value.strip().replace('/', '_')}"
+    return name[:80]
 
 
 @app.command()
@@ -75,7 +101,12 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or config line."),
     as_json: bool = typer.Option(False, "--json", help="Print stats.json instead of tables."),
 ) -> None:
-    """Train one experiment and write its run directory; print the diagnostic tables."""
+    """Train one experiment and write its run directory; print the diagnostic tables.
+
+    Config keys: gain, depth, width, embedding, context, tanh, batchnorm,
+    fan_in_scaling, last_layer_scale, lr, decay_after, decay_lr, steps, batch_size,
+    seed, split_seed, device, data, snapshots, and the findings thresholds (README).
+    """
     from actdiag.config import load_config
     from actdiag.runner import run_experiment
     from actdiag.tables import findings_text, run_tables
@@ -84,7 +115,7 @@ def run(
         cfg = load_config(config, set_)
     except ActdiagError as e:
         fail(str(e))
-    name = config.stem if config else "default"
+    name = run_name(config, set_)
 
     def on_start(run_dir: Path) -> None:
         if not quiet:
@@ -107,7 +138,7 @@ def run(
     except ActdiagError as e:
         fail(str(e))
     except KeyboardInterrupt:
-        fail("interrupted before training began; nothing was recorded", 130)
+        fail("interrupted; files already written are kept", 130)
 
     # render
     stats = result.stats
@@ -122,9 +153,11 @@ def run(
         out.print(findings_text(stats.get("findings", [])), highlight=False)
     if stats["diverged"] is not None:
         err.print(f"[bold yellow]diverged:[/] the loss was not finite at step "
-                  f"{stats['diverged']}; the run stopped there and kept what it recorded")
+                  f"{stats['diverged']}; the run stopped there and kept what it recorded "
+                  "(try a lower lr or gain)", soft_wrap=True)
     if stats["interrupted"] is not None:
-        err.print(f"interrupted at step {stats['interrupted']}; recorded so far is saved")
+        err.print(f"interrupted at step {stats['interrupted']}; recorded so far is saved",
+                  soft_wrap=True)
     channel = err if as_json else out
     channel.print(str(result.run_dir), highlight=False, soft_wrap=True)
     if stats["interrupted"] is not None:

@@ -104,7 +104,7 @@ def _as_bool(value: Any) -> bool:
         return value
     if isinstance(value, str) and value.strip().lower() in TRUE_WORDS | FALSE_WORDS:
         return value.strip().lower() in TRUE_WORDS
-    raise ValueError(f"{value!r} is not on/off (write on, off, true or false)")
+    raise ValueError(f"{value!r} is not on/off (write on, off, true, false, yes or no)")
 
 
 def _as_int(value: Any) -> int:
@@ -268,16 +268,42 @@ def _validate_thresholds(cfg: Config, fail) -> None:
 # loading
 
 
+class DuplicateKey(yaml.YAMLError):
+    """A mapping names the same key twice."""
+
+    def __init__(self, key: str, line: int):
+        super().__init__(key)
+        self.key, self.line = key, line
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice instead of keeping the last."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise DuplicateKey(str(key), key_node.start_mark.line + 1)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     """Read a config file into a mapping, with errors that name the file."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise ActdiagError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ActdiagError(f"{path}: is a folder; give a YAML config file") from None
     except (OSError, UnicodeDecodeError) as err:
-        raise ActdiagError(f"{path}: cannot read config file ({err})") from None
+        reason = getattr(err, "strerror", None) or "not UTF-8 text"
+        raise ActdiagError(f"{path}: cannot read config file ({reason})") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_StrictLoader)
+    except DuplicateKey as err:
+        raise ActdiagError(f"{path}: line {err.line}: key '{err.key}' is given twice") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -305,8 +331,13 @@ def load_config(path: Path | None = None, overrides: list[str] = ()) -> Config:
         for key, value in read_yaml(path).items():
             values[str(key)] = parse_value(str(key), value, str(path))
             origin[str(key)] = str(path)
+        # a relative data path in a file is read from the file's folder
+        if values.get("data") and not Path(values["data"]).is_absolute():
+            values["data"] = str((path.parent / values["data"]).resolve())
     for text in overrides:
         key, value = parse_override(text)
-        values[key] = parse_value(key, value, f"--set {key}")
-        origin[key] = f"--set {key}"
+        values[key] = parse_value(key, value, "--set")
+        origin[key] = "--set"
+    if values.get("data"):
+        values["data"] = str(Path(values["data"]).expanduser().resolve())
     return validate(Config(**values), origin)

@@ -32,7 +32,9 @@ def read_words(path: Path) -> list[str]:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise ActdiagError(f"{path}: data file not found") from None
+        raise ActdiagError(f"{path}: data file not found (key 'data')") from None
+    except IsADirectoryError:
+        raise ActdiagError(f"{path}: is a folder; key 'data' needs a words file") from None
     except OSError as err:
         raise ActdiagError(f"{path}: cannot read data file ({err.strerror})") from None
     if b"\x00" in raw:

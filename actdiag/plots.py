@@ -20,9 +20,9 @@ from matplotlib.ticker import EngFormatter, MaxNLocator  # noqa: E402
 from actdiag.artifacts import GUIDE, saturation_png, write_bytes_atomic  # noqa: E402
 
 
-def _figure(title: str, xlabel: str, ylabel: str):
+def _figure(title: str, xlabel: str, ylabel: str, tag: str = ""):
     fig, ax = plt.subplots(figsize=(12, 4.8), dpi=100)
-    ax.set_title(title)
+    ax.set_title(f"{tag}: {title}" if tag else title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
@@ -48,8 +48,17 @@ def _legend_right(ax) -> None:
 def _param_label(p: dict) -> str:
     """`param 3 · layer 2.weight (100x100)`: its index, owner and shape."""
     shape = "x".join(str(n) for n in p["shape"])
-    name = f" · {p['name']}" if p.get("name") else ""
-    return f"param {p['param']}{name} ({shape})"
+    return f"param {p['param']}{_owner(p.get('name'))} ({shape})"
+
+
+def _owner(name: str | None) -> str:
+    """` · weight of layer 2` from the parameter name `layer 2.weight`."""
+    if not name:
+        return ""
+    if name.startswith("layer ") and "." in name:
+        layer, attr = name.removeprefix("layer ").split(".", 1)
+        return f" · {attr} of layer {layer}"
+    return f" · {name}"
 
 
 def binned(values: np.ndarray, bins: int = 2000) -> tuple[np.ndarray, np.ndarray]:
@@ -85,10 +94,10 @@ def _num(value, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
 
-def plot_activations(snapshot: dict, path: Path) -> Path:
+def plot_activations(snapshot: dict, path: Path, tag: str = "") -> Path:
     """Density of each watched layer's output; mass piled at +-1 means saturation."""
     fig, ax = _figure(f"activation distribution · step {snapshot['step']}",
-                      "activation value", "density")
+                      "activation value", "density", tag=tag)
 
     def label(a):
         sat = "" if a.get("saturated") is None else f", saturated {a['saturated']:.2f}%"
@@ -98,19 +107,19 @@ def plot_activations(snapshot: dict, path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_gradients(snapshot: dict, path: Path) -> Path:
+def plot_gradients(snapshot: dict, path: Path, tag: str = "") -> Path:
     """Density of the gradient of each watched layer's output."""
     fig, ax = _figure(f"activation gradient distribution · step {snapshot['step']}",
-                      "gradient value", "density")
+                      "gradient value", "density", tag=tag)
     _hist_lines(ax, snapshot["gradients"],
                 lambda g: f"layer {g['layer']} ({g['kind']}): std {_num(g['std'], '.2e')}")
     return _save(fig, path)
 
 
-def plot_weight_grads(snapshot: dict, params: list[dict], path: Path) -> Path:
+def plot_weight_grads(snapshot: dict, params: list[dict], path: Path, tag: str = "") -> Path:
     """Density of each 2-D weight's gradient, labelled with its grad:data ratio."""
     fig, ax = _figure(f"weight gradient distribution · step {snapshot['step']}",
-                      "gradient value", "density")
+                      "gradient value", "density", tag=tag)
 
     names = {p["param"]: p.get("name") for p in params}
 
@@ -122,13 +131,13 @@ def plot_weight_grads(snapshot: dict, params: list[dict], path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_update_to_data(params: list[dict], ud: np.ndarray, path: Path) -> Path:
+def plot_update_to_data(params: list[dict], ud: np.ndarray, path: Path, tag: str = "") -> Path:
     """log10 update:data of every 2-D weight over the steps, with the -3 guide line."""
     steps, values = binned(ud)
     title = "update:data ratio over training"
     if len(steps) < len(ud):
         title += f" (mean of every {len(ud) // len(steps)} steps)"
-    fig, ax = _figure(title, "step", "log10(std(lr·grad) / std(weight))")
+    fig, ax = _figure(title, "step", "log10(std(lr·grad) / std(weight))", tag=tag)
     marker = "o" if len(ud) < 20 else None
     for p in params:
         if len(p["shape"]) == 2:
@@ -138,9 +147,9 @@ def plot_update_to_data(params: list[dict], ud: np.ndarray, path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_loss(loss: np.ndarray, path: Path) -> Path:
+def plot_loss(loss: np.ndarray, path: Path, tag: str = "") -> Path:
     """Training loss per step (faint) and its mean over runs of ~1% of the steps."""
-    fig, ax = _figure("training loss", "step", "cross-entropy loss")
+    fig, ax = _figure("training loss", "step", "cross-entropy loss", tag=tag)
     steps, values = binned(loss)
     marker = "o" if len(loss) < 20 else None
     ax.plot(steps, values, color="tab:blue", alpha=0.35, lw=0.6, marker=marker,
@@ -149,6 +158,10 @@ def plot_loss(loss: np.ndarray, path: Path) -> Path:
     if len(loss) >= 200:
         ax.plot(centres, means, color="tab:blue", lw=1.8,
                 label=f"mean of every {len(loss) // len(centres)} steps")
+    # a loss that spans decades (a diverging run) reads better on a log axis
+    finite = loss[np.isfinite(loss)]
+    if len(finite) and finite.min() > 0 and finite.max() / finite.min() > 100:
+        ax.set_yscale("log")
     _legend_right(ax)
     return _save(fig, path)
 
@@ -161,13 +174,14 @@ def plot_run(run_dir: Path, stats: dict, series: dict[str, np.ndarray],
     """
     paths = []
     maps = maps or {}
+    tag = stats.get("name", "")
     threshold = stats["config"].get("dead_threshold", 0.99)
     for snap in stats["snapshots"]:
         k = snap["step"]
-        paths.append(plot_activations(snap, run_dir / f"act_hist_step{k}.png"))
-        paths.append(plot_gradients(snap, run_dir / f"grad_hist_step{k}.png"))
+        paths.append(plot_activations(snap, run_dir / f"act_hist_step{k}.png", tag))
+        paths.append(plot_gradients(snap, run_dir / f"grad_hist_step{k}.png", tag))
         paths.append(plot_weight_grads(snap, stats["params"],
-                                       run_dir / f"weight_grad_hist_step{k}.png"))
+                                       run_dir / f"weight_grad_hist_step{k}.png", tag))
         for a in snap["activations"]:
             if (k, a["layer"]) in maps:
                 path = run_dir / saturation_png(k, a["layer"])
@@ -175,8 +189,8 @@ def plot_run(run_dir: Path, stats: dict, series: dict[str, np.ndarray],
                                                  threshold, path))
     if len(series["loss"]):
         paths.append(plot_update_to_data(stats["params"], series["update_to_data"],
-                                         run_dir / "update_to_data.png"))
-        paths.append(plot_loss(series["loss"], run_dir / "loss.png"))
+                                         run_dir / "update_to_data.png", tag))
+        paths.append(plot_loss(series["loss"], run_dir / "loss.png", tag))
     return paths
 
 

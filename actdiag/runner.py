@@ -7,6 +7,7 @@ Prints nothing; progress goes through the callback.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -15,7 +16,8 @@ import numpy as np
 from actdiag import artifacts, findings
 from actdiag.config import Config
 from actdiag.data import DEFAULT_DATA, load_dataset
-from actdiag.train import ProgressFn, train
+from actdiag.errors import ActdiagError
+from actdiag.train import ProgressFn, resolve_device, train
 
 
 @dataclass
@@ -42,13 +44,22 @@ def run_experiment(cfg: Config, name: str, out: Path | None = None,
     """
     path = data_path(cfg)
     dataset = load_dataset(path, cfg.context, cfg.split_seed)
+    resolve_device(cfg.device)
     run_dir = artifacts.make_run_dir(name, out)
     artifacts.write_config(run_dir, cfg.to_dict())
     if on_start:
         on_start(run_dir)
 
     # train, then read the numbers into findings written with the stats
-    result = train(cfg, dataset, progress)
+    try:
+        result = train(cfg, dataset, progress)
+    except (RuntimeError, MemoryError) as err:
+        _remove_if_bare(run_dir)
+        if isinstance(err, MemoryError) or "alloc" in str(err):
+            raise ActdiagError(
+                "training ran out of memory; lower batch_size or width"
+            ) from None
+        raise
     series = {"loss": result.loss, "update_to_data": result.update_to_data}
     stats = artifacts.write_run(run_dir, result, name, path,
                                 lambda record: findings.findings_record(record, series))
@@ -62,3 +73,9 @@ def run_experiment(cfg: Config, name: str, out: Path | None = None,
         plot_run(run_dir, stats, series, maps)
         write_run_report(run_dir)
     return Run(run_dir, stats, series)
+
+
+def _remove_if_bare(run_dir: Path) -> None:
+    """Remove a run directory that holds nothing but its config."""
+    if {p.name for p in run_dir.iterdir()} <= {artifacts.CONFIG}:
+        shutil.rmtree(run_dir)

@@ -60,7 +60,8 @@ def update_table(stats: dict, ud: np.ndarray) -> Table:
     tail = max(1, steps // 10)
     table = Table(title=f"update:data (log10, guide {GUIDE:g}) · {steps} steps",
                   title_justify="left")
-    for name in ("param", "shape", "last step", f"mean of last {tail}"):
+    names = ("param", "shape", "last step", f"mean of last {tail}")
+    for name in names if tail > 1 else names[:3]:
         table.add_column(name, justify="right")
     for p in stats["params"]:
         if len(p["shape"]) != 2:
@@ -69,8 +70,8 @@ def update_table(stats: dict, ud: np.ndarray) -> Table:
         finite = column[np.isfinite(column)]
         mean = float(finite.mean()) if len(finite) else None
         shape = "(" + ", ".join(str(n) for n in p["shape"]) + ")"
-        table.add_row(str(p["param"]), shape, fmt(p.get("update_to_data"), "+.2f"),
-                      fmt(mean, "+.2f"))
+        cells = [str(p["param"]), shape, fmt(p.get("update_to_data"), "+.2f")]
+        table.add_row(*cells, *([fmt(mean, "+.2f")] if tail > 1 else []))
     return table
 
 

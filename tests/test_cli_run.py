@@ -70,7 +70,7 @@ def test_default_directories_are_unique(words_file, tmp_path, monkeypatch):
     second = invoke("run", "--set", f"data={words_file}", *TINY)
     assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
     dirs = sorted((tmp_path / "runs").iterdir())
-    assert len(dirs) == 2 and all(d.name.startswith("default-") for d in dirs)
+    assert len(dirs) == 2 and all(d.name.startswith("default_width_16_depth_2") for d in dirs)
 
 
 @pytest.mark.parametrize(
@@ -141,3 +141,30 @@ def test_written_files_get_ordinary_permissions(words_file, tmp_path):
     os.umask(mask)
     for name in ("stats.json", "series.npz", "loss.png"):
         assert (out / name).stat().st_mode & 0o777 == 0o666 & ~mask, name
+
+
+def test_memory_failure_is_one_line_and_leaves_no_folder(words_file, tmp_path, monkeypatch):
+    import actdiag.runner as runner
+
+    def no_memory(*args, **kwargs):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory")
+
+    monkeypatch.setattr(runner, "train", no_memory)
+    out = tmp_path / "run"
+    result = invoke("run", "--set", f"data={words_file}", *TINY, "--out", out)
+    assert result.exit_code == 2, result.output
+    assert "ran out of memory; lower batch_size or width" in result.stderr
+    assert not out.exists()
+
+
+def test_missing_cuda_is_caught_before_any_folder(words_file, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    out = tmp_path / "run"
+    result = invoke("run", "--set", f"data={words_file}", *TINY, "--set", "device=cuda",
+                    "--out", out)
+    assert result.exit_code == 2, result.output
+    assert "torch sees no CUDA device" in result.stderr
+    assert not out.exists()

@@ -65,12 +65,26 @@ def test_bad_values_name_the_file_and_key(tmp_path, text, expected):
 
 
 def test_override_errors_name_the_flag():
-    with pytest.raises(ActdiagError, match=r"--set lr: key 'lr' is -1.0"):
+    with pytest.raises(ActdiagError, match=r"--set: key 'lr' is -1.0"):
         load_config(None, ["lr=-1"])
     with pytest.raises(ActdiagError, match=r"write key=value"):
         load_config(None, ["lr"])
     with pytest.raises(ActdiagError, match=r"did you mean 'steps'"):
         load_config(None, ["stpes=3"])
+
+
+def test_duplicate_key_is_an_error(tmp_path):
+    path = write(tmp_path, "gain: 3\nlr: 0.1\ngain: 4\n")
+    with pytest.raises(ActdiagError, match=r"line 3: key 'gain' is given twice"):
+        load_config(path)
+
+
+def test_relative_data_path_is_read_from_the_config_folder(tmp_path, monkeypatch):
+    (tmp_path / "proj").mkdir()
+    path = write(tmp_path / "proj", "data: words.txt\n")
+    monkeypatch.chdir(tmp_path)
+    assert load_config(path).data == str(tmp_path / "proj" / "words.txt")
+    assert load_config(None, ["data=w.txt"]).data == str(tmp_path / "w.txt")
 
 
 def test_missing_config_file(tmp_path):
