@@ -129,7 +129,7 @@ class Point:
     def dirname(self) -> str:
         """Directory name: the label with `/` and other odd characters as `_`."""
         parts = [f"{key}={label}" for key, label in self.labels]
-        return re.sub(r"[^A-Za-z0-9_.=+-]+", "_", ",".join(parts))
+        return re.sub(r"[^A-Za-z0-9_.,=+-]+", "_", ",".join(parts))
 
 
 def expand(base: Config, axes: list[Axis]) -> list[Point]:

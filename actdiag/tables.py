@@ -141,23 +141,27 @@ def sweep_update_table(record: dict) -> Table:
     return table
 
 
+def _loss(value: float | None) -> str:
+    """A loss with four decimals, or in e-notation when it has blown up."""
+    return fmt(value, ".4f" if value is None or abs(value) < 1e4 else ".3e")
+
+
 def sweep_point_table(record: dict) -> Table:
-    """One row per point: status, steps, losses, largest grad:data and run directory."""
+    """One row per point: status, steps, losses and the largest grad:data ratio."""
     at = _at_title(record["points"])
     table = Table(title="points", title_justify="left", caption_justify="left",
                   caption=f"loss: last step; max grad:data: {at}")
-    for name in ("point", "status", "steps", "loss", "val loss", "max grad:data",
-                 "of param", "run"):
-        left = name in ("point", "status", "run")
-        table.add_column(name, justify="left" if left else "right")
+    table.add_column("point", no_wrap=True)
+    table.add_column("status")
+    for name in ("steps", "loss", "val loss", "max grad:data", "param"):
+        table.add_column(name, justify="right")
     for p in record["points"]:
         top = p["grad_to_data_max"] or {}
         status = p["status"] if p["status"] == "ok" else f"[bold red]{p['status']}[/]"
         table.add_row(
             p["label"], status, NA if p["steps"] is None else str(p["steps"]),
-            fmt(p["loss"], ".4f"), fmt(p["val_loss"], ".4f"),
-            fmt(top.get("value"), ".2e"), str(top.get("param", NA)),
-            p["run_dir"] or NA,
+            _loss(p["loss"]), _loss(p["val_loss"]), fmt(top.get("value"), ".2e"),
+            str(top.get("param", NA)),
         )
     return table
 
