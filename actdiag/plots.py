@@ -296,12 +296,18 @@ def plot_sweep_loss(record: dict, runs: list[dict | None], path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_sweep(sweep_dir: Path, record: dict, runs: list[dict | None]) -> list[Path]:
-    """Every figure of a sweep directory; returns the paths written."""
-    return [
-        plot_sweep_depth(record, sweep_dir / "sweep_depth.png"),
-        plot_sweep_hists(record, runs, "activations", sweep_dir / "sweep_act_hist.png"),
-        plot_sweep_hists(record, runs, "gradients", sweep_dir / "sweep_grad_hist.png"),
-        plot_sweep_update_to_data(record, runs, sweep_dir / "sweep_update_to_data.png"),
-        plot_sweep_loss(record, runs, sweep_dir / "sweep_loss.png"),
-    ]
+def plot_sweep(sweep_dir: Path, record: dict, runs: list[dict | None],
+               names: list[str] | None = None) -> list[Path]:
+    """Draw the figures of a sweep (all, or those in `names`); return their paths."""
+    figures = {
+        "sweep_depth.png": lambda path: plot_sweep_depth(record, path),
+        "sweep_act_hist.png": lambda path: plot_sweep_hists(
+            record, runs, "activations", path),
+        "sweep_grad_hist.png": lambda path: plot_sweep_hists(
+            record, runs, "gradients", path),
+        "sweep_update_to_data.png": lambda path: plot_sweep_update_to_data(
+            record, runs, path),
+        "sweep_loss.png": lambda path: plot_sweep_loss(record, runs, path),
+    }
+    return [draw(sweep_dir / name) for name, draw in figures.items()
+            if names is None or name in names]

@@ -31,6 +31,13 @@ from actdiag.errors import ActdiagError
 
 SCHEMA = 1
 SUMMARY = "sweep.json"
+FIGURES = (
+    "sweep_depth.png",  # activation std, saturated, gradient std against layer
+    "sweep_act_hist.png",  # activation histograms, a panel per point
+    "sweep_grad_hist.png",  # activation gradient histograms, a panel per point
+    "sweep_update_to_data.png",  # update:data over the steps, a panel per point
+    "sweep_loss.png",  # training loss of every point
+)
 # keys whose values cannot be listed with commas, or that only change what is recorded
 UNSWEEPABLE = {"snapshots": "it changes what is recorded, not the experiment"}
 
@@ -162,10 +169,10 @@ def unique_dirnames(points: list[Point]) -> list[str]:
 
 def check_data(points: list[Point]) -> None:
     """Read each distinct words file once, so a bad one stops the sweep up front."""
-    from actdiag.data import read_words
-    from actdiag.runner import data_path
+    from actdiag.data import DEFAULT_DATA, read_words
 
-    for path in sorted({data_path(p.config) for p in points}):
+    # NOTE: the same choice as runner.data_path, which would import torch here
+    for path in sorted({Path(p.config.data or DEFAULT_DATA) for p in points}):
         read_words(path)
 
 
@@ -292,51 +299,63 @@ def _drain(events, on_event: EventFn | None) -> None:
             on_event(event)
 
 
+class Workers:
+    """A pool of spawned worker processes with a progress queue and a stop flag."""
+
+    def __init__(self, jobs: int, threads: int):
+        ctx = multiprocessing.get_context("spawn")
+        self.events, self.stop = ctx.Queue(), ctx.Event()
+        self.pool = ProcessPoolExecutor(
+            jobs,
+            mp_context=ctx,
+            initializer=_init_worker,
+            initargs=(self.events, self.stop, threads),
+        )
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
 def run_points(
+    workers: Workers,
     plan: Plan,
     dirs: list[Path],
-    jobs: int,
-    threads: int,
     on_event: EventFn | None = None,
     on_done: Callable[[int, dict], None] | None = None,
 ) -> list[dict]:
-    """Run every point in `jobs` spawned processes; return one status per point.
+    """Run every point on the workers; return one status per point.
 
     Ctrl-C asks the running points to stop (they keep what they recorded) and
     skips those not started; the caller sees statuses `interrupted` / `not run`.
     """
-    ctx = multiprocessing.get_context("spawn")
-    events, stop = ctx.Queue(), ctx.Event()
     statuses: list[dict | None] = [None] * len(plan.points)
-    pool = ProcessPoolExecutor(
-        jobs, mp_context=ctx, initializer=_init_worker, initargs=(events, stop, threads)
-    )
+    futures = {
+        workers.pool.submit(run_point, p.index, p.config, p.label, d): p.index
+        for p, d in zip(plan.points, dirs, strict=True)
+    }
+
+    # follow the points to the end, passing progress on as it comes
+    pending = set(futures)
     try:
-        # submit every point, then follow them to the end
-        futures = {
-            pool.submit(run_point, p.index, p.config, p.label, d): p.index
-            for p, d in zip(plan.points, dirs, strict=True)
-        }
-        pending = set(futures)
-        try:
-            while pending:
-                done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
-                _drain(events, on_event)
-                for future in done:
-                    index = futures[future]
-                    statuses[index] = _outcome(future)
-                    if on_done:
-                        on_done(index, statuses[index])
-        except KeyboardInterrupt:
-            stop.set()
-            for future in pending:
-                future.cancel()
-            for future, index in futures.items():
-                if statuses[index] is None and not future.cancelled():
-                    statuses[index] = _outcome(future)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        _drain(events, on_event)
+        while pending:
+            done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+            _drain(workers.events, on_event)
+            for future in done:
+                index = futures[future]
+                statuses[index] = _outcome(future)
+                if on_done:
+                    on_done(index, statuses[index])
+    except KeyboardInterrupt:
+        workers.stop.set()
+        for future in pending:
+            future.cancel()
+        for future, index in futures.items():
+            if statuses[index] is None and not future.cancelled():
+                statuses[index] = _outcome(future)
+    _drain(workers.events, on_event)
     not_run = {"status": "not run", "error": "the sweep was interrupted first"}
     return [s if s is not None else dict(not_run) for s in statuses]
 
@@ -523,26 +542,40 @@ def run_sweep(
     """Run every point of `plan` into a fresh sweep directory; write sweep.json.
 
     `at` picks the snapshot step the layer summary reads (default: the first).
+    The figures are drawn on the workers too, one per process at a time.
     """
     start = time.perf_counter()
     sweep_dir = artifacts.make_run_dir("sweep", out)
     names = unique_dirnames(plan.points)
     dirs = [sweep_dir / name for name in names]
     jobs, threads = job_counts(jobs, len(plan.points))
+    with Workers(jobs, threads) as workers:
+        # train, then summarise each point from its run directory
+        statuses = run_points(workers, plan, dirs, on_event, on_done)
+        points = [
+            point_record(p, name, d, status, threads, at)
+            for p, name, d, status in zip(
+                plan.points, names, dirs, statuses, strict=True
+            )
+        ]
+        seconds = time.perf_counter() - start
+        record = sweep_record(plan, points, jobs, threads, seconds)
+        artifacts.write_json(sweep_dir / SUMMARY, record)
 
-    # train, then summarise each point from its run directory
-    statuses = run_points(plan, dirs, jobs, threads, on_event, on_done)
-    points = [
-        point_record(p, name, d, status, threads, at)
-        for p, name, d, status in zip(plan.points, names, dirs, statuses, strict=True)
-    ]
-    record = sweep_record(plan, points, jobs, threads, time.perf_counter() - start)
-    artifacts.write_json(sweep_dir / SUMMARY, record)
-    if plots:
-        from actdiag.plots import plot_sweep
-
-        plot_sweep(sweep_dir, record, load_runs(sweep_dir, record))
+        # the figures, drawn from what was just written
+        if plots:
+            figures = [workers.pool.submit(draw_figure, sweep_dir, f) for f in FIGURES]
+            for future in figures:
+                future.result()
     return Sweep(sweep_dir, record)
+
+
+def draw_figure(sweep_dir: Path, name: str) -> Path:
+    """Draw one of the sweep's FIGURES from sweep.json and the run directories."""
+    from actdiag.plots import plot_sweep
+
+    record = read_sweep(sweep_dir)
+    return plot_sweep(sweep_dir, record, load_runs(sweep_dir, record), [name])[0]
 
 
 def load_runs(sweep_dir: Path, record: dict) -> list[dict | None]:

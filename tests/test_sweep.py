@@ -341,12 +341,8 @@ def strip_timing(stats: dict) -> dict:
 
 
 def test_a_point_equals_the_same_config_run_alone(tmp_path: Path, words: Path):
-    plan = sweep.plan_sweep(
-        None,
-        [*tiny(words), "steps=40", "snapshots=[1,20]"],
-        "0.5,5/3",
-        ["batchnorm=off,on"],
-    )
+    sets = [*tiny(words), "steps=30", "snapshots=[1,20]", "gain=0.5"]
+    plan = sweep.plan_sweep(None, sets, None, ["batchnorm=off,on"])
     done = sweep.run_sweep(plan, tmp_path / "s", jobs=2, plots=False)
     threads = done.record["threads"]
 
