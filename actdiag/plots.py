@@ -279,7 +279,8 @@ def plot_sweep_update_to_data(record: dict, runs: list[dict | None],
 
 def plot_sweep_loss(record: dict, runs: list[dict | None], path: Path) -> Path:
     """Training loss of every point on one axes (running mean over ~1% of the run)."""
-    fig, ax = _figure("training loss per point", "step", "cross-entropy loss")
+    title = "training loss per point (running mean over ~1% of the steps)"
+    fig, ax = _figure(title, "step", "cross-entropy loss")
     for point, run in zip(record["points"], runs, strict=True):
         if run is None or not len(run["series"]["loss"]):
             continue
