@@ -6,6 +6,7 @@ Heavy modules (torch, matplotlib) are imported inside the commands so that
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -182,6 +183,7 @@ GAINS_HELP = "Gains to compare, e.g. 0.5,1,5/3,3 (the same as --param gain=...).
 PARAM_HELP = "KEY=V1,V2,... to sweep; several --param give every combination."
 SWEEP_OUT_HELP = "Sweep directory (must not exist); default runs/sweep-<time>."
 JOBS_HELP = "Points trained at once, each in its own process; default: CPU cores."
+AT_HELP = "Snapshot step the layer summary shows; default: the first snapshot."
 
 
 @app.command()
@@ -199,6 +201,7 @@ def sweep(
     jobs: Annotated[
         int | None, typer.Option("--jobs", "-j", min=1, help=JOBS_HELP)
     ] = None,
+    at: Annotated[int | None, typer.Option("--at", help=AT_HELP)] = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress display.")
     ] = False,
@@ -211,11 +214,12 @@ def sweep(
     Exit code 0 when every point trained, 1 when any failed or diverged, 2 on bad
     input, 130 when interrupted.
     """
-    from actdiag.sweep import job_counts, plan_sweep, run_sweep
+    from actdiag.sweep import check_at, job_counts, plan_sweep, run_sweep
     from actdiag.tables import sweep_tables
 
     try:
         plan = plan_sweep(config, set_, gains, params, steps)
+        check_at(plan, at)
     except ActdiagError as e:
         fail(str(e))
     n_jobs, threads = job_counts(jobs, len(plan.points))
@@ -229,13 +233,12 @@ def sweep(
     # train every point under one progress display
     display = SweepProgress(plan, quiet)
     try:
-        if display.bar:
-            with display.bar:
-                result = run_sweep(plan, out_dir, jobs, display.event, display.done)
-        else:
-            result = run_sweep(plan, out_dir, jobs, display.event, display.done)
+        with display.bar or contextlib.nullcontext():
+            result = run_sweep(plan, out_dir, jobs, display.event, display.done, at=at)
     except ActdiagError as e:
         fail(str(e))
+    except KeyboardInterrupt:
+        fail("interrupted again before the sweep was summarised", 130)
 
     # render, then say what did not finish
     record = result.record

@@ -217,6 +217,20 @@ def plan_sweep(
     return Plan(config.stem if config else "default", base, axes, points, sources)
 
 
+def check_at(plan: Plan, at: int | None) -> None:
+    """Raise unless `at` (the step the summary reads) is a snapshot of every point."""
+    if at is None:
+        return
+    for point in plan.points:
+        steps = point.config.snapshot_steps()
+        if at not in steps:
+            shown = ", ".join(str(s) for s in steps)
+            raise ActdiagError(
+                f"--at {at}: {point.label} records no snapshot there (only at "
+                f"{shown}); add one with --set snapshots=[...]"
+            )
+
+
 # ---------------------------------------------------------------------------
 # running points in worker processes
 

@@ -310,6 +310,10 @@ def test_a_failing_and_a_diverging_point_do_not_stop_the_others(tmp_path, words)
         (["--param", "context=0,2"], "key 'context' is 0; it must be >= 1"),
         (["--gains", "1,1.0"], "value '1.0' repeats '1'"),
         ([], "nothing to sweep"),
+        (
+            ["--gains", "1", "--at", "2"],
+            "--at 2: gain=1 records no snapshot there (only at 1, 3)",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, words, args, message):
@@ -414,6 +418,7 @@ def test_summary_of_a_crafted_run():
         {"param": 1, "shape": [3, 4], "value": -3.5},
         {"param": 3, "shape": [4, 2], "value": None},
     ]
+    assert sweep.point_summary(stats, 1)["at_step"] == 1
     assert sweep.point_summary(stats, 7)["layers"] == []
     empty = sweep.point_summary(None, None)
     assert empty["loss"] is None and empty["layers"] == []
