@@ -164,6 +164,11 @@ def _point_title(point: dict) -> str:
     return point["label"] + status
 
 
+def _point_color(point: dict) -> str:
+    """The same color for a point in every figure, records missing or not."""
+    return f"C{point['point'] % 10}"
+
+
 def _at_title(points: list[dict]) -> str:
     steps = sorted({p["at_step"] for p in points if p["at_step"] is not None})
     return f"step {steps[0]}" if len(steps) == 1 else "first snapshot of each point"
@@ -215,7 +220,7 @@ def plot_sweep_depth(record: dict, path: Path) -> Path:
         for p in points:
             xs = [r["layer"] for r in p["layers"]]
             ys = [np.nan if r[key] is None else r[key] for r in p["layers"]]
-            ax.plot(xs, ys, marker="o", label=_point_title(p))
+            ax.plot(xs, ys, marker="o", color=_point_color(p), label=_point_title(p))
         ax.set_title(names[key], fontsize=10)
         ax.grid(alpha=0.3)
         ax.set_xticks(layers)
@@ -291,7 +296,7 @@ def plot_sweep_loss(record: dict, runs: list[dict | None], path: Path) -> Path:
         if marker:
             ax.set_xticks(np.arange(1, len(loss) + 1))
         ax.plot(np.arange(window, len(loss) + 1), smooth, lw=1.2, marker=marker,
-                label=_point_title(point))
+                color=_point_color(point), label=_point_title(point))
     if ax.lines:
         ax.legend(fontsize=8)
     return _save(fig, path)

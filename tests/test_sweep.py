@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 from pathlib import Path
@@ -463,3 +464,44 @@ def test_tables_mark_points_without_records():
     assert "2.33e+00" in text and "failed" in text
     row = next(line for line in text.splitlines() if line.startswith("│ gain=3"))
     assert row.count("n/a") == 5
+
+
+LECTURE = os.environ.get("ACTDIAG_LECTURE_NAMES")
+
+
+@pytest.mark.skipif(
+    not LECTURE, reason="set ACTDIAG_LECTURE_NAMES to the lecture's names.txt"
+)
+def test_the_gain_5_3_point_prints_the_lecture_table(tmp_path: Path):
+    config = Path(__file__).resolve().parent.parent / "configs" / "gain_5_3.yaml"
+    out = tmp_path / "s"
+    result = invoke(
+        [
+            "sweep",
+            str(config),
+            "--gains",
+            "0.5,5/3",
+            "--steps",
+            "1",
+            "--set",
+            f"data={LECTURE}",
+            "--out",
+            str(out),
+            "-q",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    point = sweep.read_sweep(out)["points"][1]
+    assert point["label"] == "gain=5/3" and f"{point['loss']:.4f}" == "3.2962"
+    assert [
+        (f"{r['act_std']:.2f}", f"{r['saturated']:.2f}", f"{r['grad_std']:.6e}")
+        for r in point["layers"]
+    ] == [
+        ("0.75", "20.25", "4.205588e-04"),
+        ("0.69", "8.38", "3.991179e-04"),
+        ("0.67", "6.62", "3.743020e-04"),
+        ("0.66", "5.47", "3.290473e-04"),
+        ("0.66", "6.12", "3.054035e-04"),
+    ]
+    assert f"{point['grad_to_data_max']['value']:.6e}" == "2.328203e+00"
+    assert "0.75 (20.25%)" in result.stdout
