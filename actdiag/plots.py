@@ -180,6 +180,25 @@ def _snapshot_at(run: dict | None, step: int | None) -> dict | None:
     return next((s for s in run["stats"]["snapshots"] if s["step"] == step), None)
 
 
+def _legend_order(labels: list[str]):
+    """Sort key: `layer N ...` / `param N ...` by N, everything else after, as given."""
+
+    def key(label: str) -> tuple[int, int]:
+        words = label.split()
+        if len(words) > 1 and words[0] in ("layer", "param") and words[1].isdigit():
+            return 0, int(words[1])
+        return 1, labels.index(label)
+
+    return key
+
+
+def _colors(keys) -> dict:
+    """One color per key (a layer or a param), the same in every panel."""
+    keys = sorted(set(keys))
+    cmap = plt.get_cmap("tab10" if len(keys) <= 10 else "tab20")
+    return {key: cmap(i % cmap.N) for i, key in enumerate(keys)}
+
+
 def _no_record(ax) -> None:
     ax.text(0.5, 0.5, "no record", ha="center", va="center", transform=ax.transAxes)
 
@@ -192,11 +211,14 @@ def _finish(fig, axes, xlabel: str, ylabel: str, path: Path) -> Path:
             ax.set_xlabel(xlabel, fontsize=9)
         if i % cols == 0:
             ax.set_ylabel(ylabel, fontsize=9)
+    entries: dict[str, object] = {}
     for ax in axes:
-        handles, labels = ax.get_legend_handles_labels()
-        if handles:
-            fig.legend(handles, labels, loc="outside right upper", fontsize=8)
-            break
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    labels = sorted(entries, key=_legend_order(list(entries)))
+    if labels:
+        fig.legend([entries[label] for label in labels], labels,
+                   loc="outside right upper", fontsize=8)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)
@@ -241,9 +263,12 @@ def plot_sweep_hists(record: dict, runs: list[dict | None], part: str,
     what = "activation" if part == "activations" else "activation gradient"
     title = f"{what} distribution per point · {_at_title(points)}"
     fig, axes = _grid(len(points), title, logy=part == "gradients")
-    for ax, point, run in zip(axes, points, runs, strict=True):
+    snapshots = [_snapshot_at(run, p["at_step"]) for p, run in zip(points, runs,
+                                                                   strict=True)]
+    colors = _colors((r["layer"], r["kind"]) for snap in snapshots if snap
+                     for r in snap[part])
+    for ax, point, snapshot in zip(axes, points, snapshots, strict=True):
         ax.set_title(_point_title(point), fontsize=9)
-        snapshot = _snapshot_at(run, point["at_step"])
         if snapshot is None:
             _no_record(ax)
             continue
@@ -254,6 +279,7 @@ def plot_sweep_hists(record: dict, runs: list[dict | None], part: str,
                 if part == "gradients":
                     density[density <= 0] = np.nan
                 ax.plot((edges[:-1] + edges[1:]) / 2, density, lw=1,
+                        color=colors[(r["layer"], r["kind"])],
                         label=f"layer {r['layer']} ({r['kind']})")
     return _finish(fig, axes, f"{what} value", "density", path)
 
@@ -263,7 +289,10 @@ def plot_sweep_update_to_data(record: dict, runs: list[dict | None],
     """log10 update:data of every 2-D weight over the steps, a panel per point."""
     points = record["points"]
     fig, axes = _grid(len(points), "update:data ratio over training, per point")
-    for ax, point, run in zip(axes, points, runs, strict=True):
+    weights = [[p for p in run["stats"]["params"] if len(p["shape"]) == 2]
+               if run else [] for run in runs]
+    colors = _colors(p["param"] for ps in weights for p in ps)
+    for ax, point, run, params in zip(axes, points, runs, weights, strict=True):
         ax.set_title(_point_title(point), fontsize=9)
         if run is None or not len(run["series"]["update_to_data"]):
             _no_record(ax)
@@ -273,11 +302,10 @@ def plot_sweep_update_to_data(record: dict, runs: list[dict | None],
         marker = "o" if len(ud) < 20 else None
         if marker:
             ax.set_xticks(steps)
-        for p in run["stats"]["params"]:
-            if len(p["shape"]) == 2:
-                shape = "x".join(str(n) for n in p["shape"])
-                ax.plot(steps, ud[:, p["param"]], lw=0.9, marker=marker,
-                        label=f"param {p['param']} ({shape})")
+        for p in params:
+            shape = "x".join(str(n) for n in p["shape"])
+            ax.plot(steps, ud[:, p["param"]], lw=0.9, marker=marker,
+                    color=colors[p["param"]], label=f"param {p['param']} ({shape})")
         ax.axhline(GUIDE, color="black", ls="--", lw=1.2, label="1e-3 guide")
     return _finish(fig, axes, "step", "log10 update:data", path)
 

@@ -151,10 +151,11 @@ def sweep_point_table(record: dict) -> Table:
     at = _at_title(record["points"])
     table = Table(title="points", title_justify="left", caption_justify="left",
                   caption=f"loss: last step; max grad:data: {at}")
-    table.add_column("point", no_wrap=True)
-    table.add_column("status")
+    # NOTE: the label may wrap; numbers never do
+    table.add_column("point")
+    table.add_column("status", no_wrap=True)
     for name in ("steps", "loss", "val loss", "max grad:data", "param"):
-        table.add_column(name, justify="right")
+        table.add_column(name, justify="right", no_wrap=True, min_width=len(name))
     for p in record["points"]:
         top = p["grad_to_data_max"] or {}
         status = p["status"] if p["status"] == "ok" else f"[bold red]{p['status']}[/]"
