@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import threading
@@ -256,14 +257,17 @@ def test_sweep_layout_tables_and_figures(tmp_path: Path, words: Path):
     assert result.stdout.strip().splitlines()[-1] == str(out)
 
 
-def test_default_sweep_dir_is_fresh(tmp_path: Path, words: Path, monkeypatch):
+def test_default_sweep_dir_is_fresh_and_json_goes_to_stdout(
+    tmp_path, words, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
     first = artifacts.make_run_dir("sweep", None)
-    result = invoke(["sweep", "--gains", "1", *set_args(tiny(words)), "-q"])
+    result = invoke(["sweep", "--gains", "1", *set_args(tiny(words)), "-q", "--json"])
     assert result.exit_code == 0, result.output
-    made = Path(result.stdout.strip().splitlines()[-1])
+    made = Path(result.stderr.strip().splitlines()[-1])
     assert made.parent == Path("runs") and made.name.startswith("sweep-")
-    assert made != first and (made / "sweep.json").is_file()
+    assert made != first
+    assert json.loads(result.stdout) == sweep.read_sweep(made)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
