@@ -6,10 +6,11 @@ Heavy modules (torch, matplotlib) are imported inside the commands so that
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Annotated, List, Optional
 
 import typer
 from rich.console import Console
@@ -216,6 +217,140 @@ def report(
     except ActdiagError as e:
         fail(str(e))
     out.print(str(path), highlight=False, soft_wrap=True)
+
+
+class SweepProgress:
+    """One display on stderr for a whole sweep: points done, a bar per running point."""
+
+    def __init__(self, plan, quiet: bool):
+        self.plan = plan
+        self.quiet = quiet
+        self.tasks: dict[int, int] = {}
+        self.bar = None
+        if quiet or not err.is_terminal:
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[loss]}"), TimeElapsedColumn(),
+            console=err, transient=True,
+        )
+        self.total = self.bar.add_task("points", total=len(plan.points), loss="")
+
+    def event(self, event: tuple) -> None:
+        """A worker's progress event: a point started, or reached a step."""
+        if not self.bar:
+            return
+        point = self.plan.points[event[1]]
+        if event[0] == "start":
+            self.tasks[point.index] = self.bar.add_task(
+                f"  {point.label}", total=point.config.steps, loss="loss -"
+            )
+        elif event[0] == "step" and point.index in self.tasks:
+            self.bar.update(self.tasks[point.index], completed=event[2],
+                            loss=f"loss {event[3]:.4f}")
+
+    def done(self, index: int, status: dict) -> None:
+        """A point finished: drop its bar and say on stderr how it ended."""
+        if self.bar:
+            if index in self.tasks:
+                self.bar.remove_task(self.tasks.pop(index))
+            self.bar.advance(self.total)
+        if self.quiet:
+            return
+        point = self.plan.points[index]
+        tail = "" if status["error"] is None else f": {status['error']}"
+        style = "green" if status["status"] == "ok" else "bold red"
+        err.print(f"point {point.label} [{style}]{status['status']}[/]{tail}",
+                  highlight=False)
+
+
+GAINS_HELP = "Gains to compare, e.g. 0.5,1,5/3,3 (the same as --param gain=...)."
+PARAM_HELP = "KEY=V1,V2,... to sweep; several --param give every combination."
+SWEEP_OUT_HELP = "Sweep directory (must not exist); default runs/sweep-<time>."
+JOBS_HELP = "Points trained at once, each in its own process; default: CPU cores."
+AT_HELP = "Snapshot step the layer summary shows; default: the first snapshot."
+
+
+@app.command()
+def sweep(
+    config: Annotated[
+        Path | None, typer.Argument(help="YAML config; omit for the defaults.")
+    ] = None,
+    gains: Annotated[str | None, typer.Option("--gains", help=GAINS_HELP)] = None,
+    params: Annotated[list[str], typer.Option("--param", help=PARAM_HELP)] = [],  # noqa: B006
+    set_: Annotated[list[str], typer.Option("--set", help=SET_HELP)] = [],  # noqa: B006
+    steps: Annotated[
+        int | None, typer.Option("--steps", help="Training steps of every point.")
+    ] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help=SWEEP_OUT_HELP)] = None,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", "-j", min=1, help=JOBS_HELP)
+    ] = None,
+    at: Annotated[int | None, typer.Option("--at", help=AT_HELP)] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress display.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print sweep.json instead of tables.")
+    ] = False,
+) -> None:
+    """Train one experiment at several values; compare them in tables and figures.
+
+    Exit code 0 when every point trained, 1 when any failed or diverged, 2 on bad
+    input, 130 when interrupted.
+    """
+    from actdiag.sweep import check_at, job_counts, plan_sweep, run_sweep
+    from actdiag.tables import sweep_tables
+
+    try:
+        plan = plan_sweep(config, set_, gains, params, steps)
+        check_at(plan, at)
+    except ActdiagError as e:
+        fail(str(e))
+    n_jobs, threads = job_counts(jobs, len(plan.points))
+    if not quiet:
+        err.print(f"sweep {plan.name}: {len(plan.points)} points, {n_jobs} at once, "
+                  f"{threads} thread(s) each", highlight=False)
+        swept = "; ".join(f"{a.key} over {', '.join(a.labels)}" for a in plan.axes)
+        err.print(f"base: {config_line(plan.base)}", highlight=False)
+        err.print(f"sweeping {swept}", highlight=False)
+
+    # train every point under one progress display
+    display = SweepProgress(plan, quiet)
+    try:
+        with display.bar or contextlib.nullcontext():
+            result = run_sweep(plan, out_dir, jobs, display.event, display.done, at=at)
+    except ActdiagError as e:
+        fail(str(e))
+    except KeyboardInterrupt:
+        fail("interrupted again before the sweep was summarised", 130)
+
+    # render, then say what did not finish
+    record = result.record
+    if as_json:
+        print(json.dumps(record))
+    else:
+        for table in sweep_tables(record):
+            out.print(table)
+    bad = [p for p in record["points"] if p["status"] != "ok"]
+    if bad:
+        names = ", ".join(f"{p['label']} ({p['status']})" for p in bad)
+        err.print(f"[bold yellow]incomplete:[/] {len(bad)} of {len(record['points'])} "
+                  f"points did not finish: {names}", highlight=False)
+    channel = err if as_json else out
+    channel.print(str(result.sweep_dir), highlight=False, soft_wrap=True)
+    if any(p["status"] in ("interrupted", "not run") for p in bad):
+        raise typer.Exit(130)
+    if bad:
+        raise typer.Exit(1)
 
 
 def main() -> None:

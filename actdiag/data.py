@@ -5,10 +5,12 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from actdiag.errors import ActdiagError
+
+if TYPE_CHECKING:
+    import torch
 
 PAD = "."  # index 0: pads the start of a word and marks its end
 DEFAULT_DATA = Path(__file__).resolve().parent.parent / "data" / "names.txt"
@@ -67,6 +69,9 @@ def build_examples(
         X: (n, context) int64 indices of the previous characters (0 before the start).
         Y: (n,) int64 index of the next character.
     """
+    # NOTE: imported here so that checking a words file does not load torch
+    import torch
+
     xs, ys = [], []
     for word in words:
         window = [0] * context
