@@ -207,13 +207,14 @@ def compare_cmd(
 
 @app.command()
 def report(
-    run_dir: Path = typer.Argument(..., help="A run directory written by `actdiag run`."),
+    run_dir: Path = typer.Argument(
+        ..., metavar="DIR", help="A run directory, sweep directory or compare folder."),
 ) -> None:
-    """(Re)build report.html of a run directory from its files alone."""
-    from actdiag.report import write_run_report
+    """(Re)build report.html of a run, sweep or comparison from its files alone."""
+    from actdiag.report import write_report
 
     try:
-        path = write_run_report(run_dir)
+        path = write_report(run_dir)
     except ActdiagError as e:
         fail(str(e))
     out.print(str(path), highlight=False, soft_wrap=True)

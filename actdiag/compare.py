@@ -466,6 +466,11 @@ def compare_runs(
     hists = {f: aligned(runs, snaps, f) for f in ("act", "grad", "weight")}
     series = [update_series(r) for r in runs]
     pictures = plot_compare(folder, record, hists, series)
+
+    # the page that gathers the tables and pictures
+    from actdiag.report import write_compare_report
+
+    write_compare_report(folder)
     return record, folder, pictures
 
 

@@ -581,6 +581,11 @@ def run_sweep(
             figures = [workers.pool.submit(draw_figure, sweep_dir, f) for f in FIGURES]
             for future in figures:
                 future.result()
+
+    # the page that gathers the points, their figures and findings
+    from actdiag.report import write_sweep_report
+
+    write_sweep_report(sweep_dir)
     return Sweep(sweep_dir, record)
 
 

@@ -339,6 +339,7 @@ def test_cli_prints_tables_and_writes_pictures(copies):
         "compare_grad_hist.png",
         "compare_update_to_data.png",
         "compare_weight_hist.png",
+        "report.html",
     ]
     for name in names:
         assert (folder / name).stat().st_size > 1000
