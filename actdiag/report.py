@@ -480,7 +480,7 @@ def _sweep_points_body(sweep_dir: Path, record: dict, runs: list) -> str:
         f"<b>{esc(k)}</b> over " + ", ".join(
             esc(p["labels"].get(k, "?")) for p in _distinct(record["points"], k))
         for k in keys)
-    given = [f"config {record.get('config') or 'defaults'}"]
+    given = [f"config {record['config']}" if record.get("config") else "the defaults"]
     given += [f"--set {s}" for s in record.get("set") or []]
     if record.get("steps") is not None:
         given.append(f"--steps {record['steps']}")
@@ -562,7 +562,7 @@ def _sweep_tables_body(record: dict, runs: list) -> str:
     for p in points:
         top = p.get("grad_to_data_max") or {}
         rows.append([p["label"], _status(p["status"]), _num(p.get("steps")),
-                     _fmt(p.get("loss"), ".4f"), _fmt(p.get("val_loss"), ".4f"),
+                     _loss(p.get("loss")), _loss(p.get("val_loss")),
                      _fmt(top.get("value"), ".2e"), _num(top.get("param")),
                      _shape(top["shape"]) if top else "n/a"])
     body += table(["point", "status", "steps", "final loss", "val loss",
@@ -577,6 +577,11 @@ def _sweep_tables_body(record: dict, runs: list) -> str:
         body += table(["param", "shape", *(p["label"] for p in points)], rows,
                       f"update:data at the last step (log10, guide {GUIDE:g})")
     return body
+
+
+def _loss(value: float | None) -> str:
+    """A loss with four decimals, or in e-notation when it has blown up."""
+    return _fmt(value, ".4f" if value is None or abs(value) < 1e4 else ".3e")
 
 
 def _folded(label: str, parts: list[str]) -> str:
@@ -620,7 +625,7 @@ def _sweep_numbers(name: str, record: dict, runs: list) -> str:
     losses = [np.empty(0) if run is None else run["series"].get("loss", np.empty(0))
               for run in runs]
     n = max((len(x) for x in losses), default=0)
-    rows = [[i + 1, *(f"{x[i]:.4f}" if i < len(x) else "" for x in losses)]
+    rows = [[i + 1, *(_loss(float(x[i])) if i < len(x) else "" for x in losses)]
             for i in _every(n)]
     return numbers(["step", *(p["label"] for p in points)], rows,
                    f"{label} (loss of each batch, before the running mean)")

@@ -308,3 +308,12 @@ def test_cli_report_refuses_what_it_cannot_read(tmp_path: Path, make: str):
     assert len(result.output.strip().splitlines()) == 1 or len(str(target)) > 60
     assert "Traceback" not in result.output
     assert not (tmp_path / "x" / "report.html").exists()
+
+
+def test_sweep_page_writes_a_blown_up_loss_in_e_notation(sweep_dir: Path):
+    path = sweep_dir / "sweep.json"
+    record = json.loads(path.read_text())
+    record["points"][0]["loss"] = 1.2e14
+    path.write_text(json.dumps(record))
+    cells = [t for _, t in Page(sweep_report(sweep_dir)).cells]
+    assert "1.200e+14" in cells and "120000000000000.0000" not in cells
