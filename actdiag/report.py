@@ -115,10 +115,11 @@ def table(columns: list[str], rows: list[list], title: str = "",
     return f"{heading}<table><tr>{head}</tr>\n{body}</table>\n{below}"
 
 
-def numbers(columns: list[str], rows: list[list], label: str) -> str:
+def numbers(columns: list[str], rows: list[list], label: str,
+            text_columns: tuple[int, ...] = ()) -> str:
     """A folded table holding the numbers behind a picture."""
     return (f"<details><summary>{esc(label)}</summary>\n"
-            f"{table(columns, rows)}</details>\n")
+            f"{table(columns, rows, '', text_columns)}</details>\n")
 
 
 def image(title: str, png: bytes | None, caption: str, data: str = "") -> str:
@@ -600,7 +601,7 @@ def _sweep_numbers(name: str, record: dict, runs: list) -> str:
                  _fmt(r["saturated"], ".2f"), _fmt(r["grad_std"], ".3e")]
                 for p in points for r in p["layers"]]
         return numbers(["point", "layer", "kind", "act std", "saturated %",
-                        "grad std"], rows, label)
+                        "grad std"], rows, label, (0, 2))
     if name in ("sweep_act_hist.png", "sweep_grad_hist.png"):
         part = "activations" if name == "sweep_act_hist.png" else "gradients"
         parts = []
@@ -862,7 +863,7 @@ def _compare_numbers(name: str, family: str, record: dict) -> str:
     if name == "compare_act_depth.png":
         label = "numbers behind this picture"
     return numbers(["#", "layer or weight", "stat", *(r["label"] for r in runs)],
-                   rows, label)
+                   rows, label, (1, 2))
 
 
 COMPARE_CAPTIONS = {
