@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from actdiag.errors import ActdiagError
+from actdiag.text import show_value
 
 app = typer.Typer(
     help="Train the lecture's character MLP and show whether it trains well: "
@@ -74,14 +75,8 @@ def config_line(cfg) -> str:
     keys = ("gain", "depth", "width", "tanh", "batchnorm", "fan_in_scaling", "lr",
             "steps", "batch_size", "device")
     values = cfg.to_dict()
-    return " ".join(f"{k}={_show(values[k])}" for k in keys) + (
+    return " ".join(f"{k}={show_value(values[k])}" for k in keys) + (
         f" data={values['data'] or 'shipped names'}")
-
-
-def _show(value) -> str:
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def run_name(config: Path | None, overrides: list[str]) -> str:

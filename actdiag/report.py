@@ -21,6 +21,7 @@ import numpy as np
 from actdiag import artifacts, findings
 from actdiag.artifacts import GUIDE
 from actdiag.errors import ActdiagError
+from actdiag.text import change_text, show_value
 
 MAX_ROWS = 400  # longer series are shown at evenly spaced steps
 
@@ -745,30 +746,12 @@ def _runs_body(record: dict) -> str:
 
 def _config_diff_body(record: dict) -> str:
     runs = record["runs"]
-    rows = [[key, *(_show(v) for v in values)]
+    rows = [[key, *(show_value(v) for v in values)]
             for key, values in record.get("config_diff", {}).items()]
     if not rows:
         rows = [["(none)", *("identical" for _ in runs)]]
     return table(["key", *(r["label"] for r in runs)], rows,
                  "config keys that differ (every other key is the same)", (0,))
-
-
-def _show(value) -> str:
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, list):
-        return "[" + ", ".join(_show(v) for v in value) + "]"
-    return "null" if value is None else str(value)
-
-
-def _change(change: float | None, how: str) -> str:
-    if change is None:
-        return ""
-    if how == "ratio":
-        return f"×{change:.2f}" if 0.01 <= abs(change) < 100 else f"×{change:.1e}"
-    return f"{change:+.2f}" if abs(change) >= 0.01 or change == 0 else f"{change:+.1e}"
 
 
 def _stat_cell(cell: dict, spec: str, i: int) -> Cell | str:
@@ -778,7 +761,7 @@ def _stat_cell(cell: dict, spec: str, i: int) -> Cell | str:
         return "-"
     text = format(value, spec)
     if i > 0 and cell["changes"][i] is not None:
-        text += " " + _change(cell["changes"][i], cell["change"])
+        text += " " + change_text(cell["changes"][i], cell["change"])
     classes = []
     if cell["crossed"][i]:
         text += " !" if cell["unhealthy"][i] else " ok"

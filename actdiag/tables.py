@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from actdiag.artifacts import GUIDE
+from actdiag.text import change_text, show_value
 
 NA = "n/a"
 
@@ -95,16 +96,6 @@ STAT_NAMES = {"std": "std", "saturated": "saturated %", "grad_to_data": "grad:da
               "update_to_data": "update:data"}
 
 
-def _show(value) -> str:
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, list):
-        return "[" + ", ".join(_show(v) for v in value) + "]"
-    return "null" if value is None else str(value)
-
-
 def config_diff_table(record: dict) -> Table:
     """The config keys that differ, a column per run, then what each run reached."""
     runs = record["runs"]
@@ -116,7 +107,7 @@ def config_diff_table(record: dict) -> Table:
     for r in runs:
         table.add_column(r["label"], justify="right")
     for key, values in record["config_diff"].items():
-        table.add_row(key, *(_show(v) for v in values))
+        table.add_row(key, *(show_value(v) for v in values))
     if not record["config_diff"]:
         table.add_row("(none)", *("identical" for _ in runs))
     table.add_section()
@@ -128,21 +119,13 @@ def config_diff_table(record: dict) -> Table:
     return table
 
 
-def _change_text(change: float | None, how: str) -> str:
-    if change is None:
-        return ""
-    if how == "ratio":
-        return f"×{change:.2f}" if 0.01 <= abs(change) < 100 else f"×{change:.1e}"
-    return f"{change:+.2f}" if abs(change) >= 0.01 or change == 0 else f"{change:+.1e}"
-
-
 def _cell(cell: dict, spec: str, i: int) -> str:
     value = cell["values"][i]
     if value is None:
         return DASH
     text = format(value, spec)
     if i > 0 and cell["changes"][i] is not None:
-        text += " " + _change_text(cell["changes"][i], cell["change"])
+        text += " " + change_text(cell["changes"][i], cell["change"])
     if cell["crossed"][i]:
         text = f"[bold]{text} {'!' if cell['unhealthy'][i] else 'ok'}[/]"
     return f"[red]{text}[/]" if cell["unhealthy"][i] else text

@@ -1,0 +1,23 @@
+"""Plain-text spellings of values shared by the terminal tables, the report and the CLI."""
+
+from __future__ import annotations
+
+
+def show_value(value) -> str:
+    """A config value as a user writes it: on/off, 4 significant digits, lists."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(show_value(v) for v in value) + "]"
+    return "null" if value is None else str(value)
+
+
+def change_text(change: float | None, how: str) -> str:
+    """A change against the first run: `×1.70` for a ratio, `+0.25` for a difference."""
+    if change is None:
+        return ""
+    if how == "ratio":
+        return f"×{change:.2f}" if 0.01 <= abs(change) < 100 else f"×{change:.1e}"
+    return f"{change:+.2f}" if abs(change) >= 0.01 or change == 0 else f"{change:+.1e}"
