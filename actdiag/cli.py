@@ -126,10 +126,7 @@ def run(
             bar.update(task, completed=step, loss=f"{loss:.4f}")
 
     try:
-        if bar:
-            with bar:
-                result = run_experiment(cfg, name, out_dir, progress, on_start=on_start)
-        else:
+        with bar or contextlib.nullcontext():
             result = run_experiment(cfg, name, out_dir, progress, on_start=on_start)
     except ActdiagError as e:
         fail(str(e))
