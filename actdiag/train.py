@@ -19,7 +19,7 @@ from actdiag import stats
 from actdiag.config import Config
 from actdiag.data import Dataset
 from actdiag.errors import ActdiagError
-from actdiag.fused import FusedUpdate
+from actdiag.fused import FusedSGD
 from actdiag.model import MLP, cross_entropy
 from actdiag.probe import Probe
 
@@ -112,7 +112,7 @@ def _train(cfg: Config, data: Dataset, device: torch.device,
     model = MLP(cfg, data.vocab_size, g).to(device)
     params = list(model.parameters())
     probe = Probe(model.watched_layers())
-    sgd = FusedUpdate(params)
+    sgd = FusedSGD(params)  # from here on, params live in its buffers
     Xtr, Ytr = data.splits["train"]
     snapshot_steps = set(cfg.snapshot_steps())
     result = _empty_result(cfg, data, device, model)
@@ -136,12 +136,11 @@ def _train(cfg: Config, data: Dataset, device: torch.device,
                 if check_every == 1 and not math.isfinite(loss.item()):
                     result.diverged = step
                     break
-                for p in params:
-                    p.grad = None
+                sgd.zero_grad()
                 loss.backward()
 
             # update, then record the update:data ratio of every parameter
-            ratios[step - 1] = sgd.apply(lr)
+            ratios[step - 1] = sgd.step(lr)
             done = step
 
             # batched divergence check: one host sync every `check_every` steps
