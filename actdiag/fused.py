@@ -39,7 +39,7 @@ class FusedSGD:
 
         # every parameter and its gradient become views of the flat buffers
         with torch.no_grad():
-            for p, start, n in zip(params, starts, sizes):
+            for p, start, n in zip(params, starts, sizes, strict=True):
                 view = self.weight[start : start + n].view(p.shape)
                 view.copy_(p.data)
                 p.data = view
@@ -48,7 +48,7 @@ class FusedSGD:
         # which parameter owns each block, and which entries are padding
         owner = torch.repeat_interleave(torch.arange(len(params)), torch.tensor(blocks))
         mask = torch.zeros(total * block)
-        for start, n in zip(starts, sizes):
+        for start, n in zip(starts, sizes, strict=True):
             mask[start : start + n] = 1
         self.owner = owner.to(device)  # (blocks,)
         self.mask = mask.view(total, block).to(device)  # (blocks, BLOCK)

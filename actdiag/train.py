@@ -123,7 +123,7 @@ def _train(cfg: Config, data: Dataset, device: torch.device,
     done = checked = 0
     try:
         for step in range(1, cfg.steps + 1):
-            # minibatch, drawn on the CPU generator so every device sees the same batches
+            # minibatch, drawn on the CPU generator: every device sees the same batches
             ix = torch.randint(0, Xtr.shape[0], (cfg.batch_size,), generator=g)
             Xb, Yb = Xtr[ix].to(device), Ytr[ix].to(device)
             lr = cfg.lr_at(step)
@@ -199,7 +199,8 @@ def _first_nonfinite(losses: torch.Tensor) -> int | None:
     return int((~finite).nonzero()[0, 0])
 
 
-def _empty_result(cfg: Config, data: Dataset, device: torch.device, model: MLP) -> RunResult:
+def _empty_result(cfg: Config, data: Dataset, device: torch.device,
+                  model: MLP) -> RunResult:
     """A RunResult with the run's description and no records yet."""
     params = list(model.parameters())
     return RunResult(
@@ -210,7 +211,7 @@ def _empty_result(cfg: Config, data: Dataset, device: torch.device, model: MLP) 
         layers=[{"layer": i, "kind": k} for i, k in enumerate(_kinds(model))],
         params=[
             {"param": i, "name": name, "shape": list(p.shape)}
-            for i, (name, p) in enumerate(zip(model.param_names(), params))
+            for i, (name, p) in enumerate(zip(model.param_names(), params, strict=True))
         ],
         loss=np.empty(0, np.float32),
         update_to_data=np.empty((0, len(params)), np.float32),

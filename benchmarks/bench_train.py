@@ -73,8 +73,12 @@ def notebook(cfg: Config, data: Dataset) -> None:
             p.data += -lr * p.grad
         lossi.append(loss.log10().item())
         with torch.no_grad():
-            ud.append([((lr * p.grad).std() / p.data.std()).log10().item()
-                       for p in parameters])
+            ud.append(
+                [
+                    ((lr * p.grad).std() / p.data.std()).log10().item()
+                    for p in parameters
+                ]
+            )
 
 
 def actdiag(cfg: Config, data: Dataset) -> None:
@@ -111,7 +115,7 @@ def bench_preset(name: str, cfg: Config, data: Dataset, repeats: int) -> dict:
     rates: dict[str, list[float]] = {key: [] for key in keys}
     walls: dict[str, list[float]] = {key: [] for key in keys}
     for r in range(repeats):
-        order = keys[r % 3:] + keys[:r % 3]
+        order = keys[r % 3 :] + keys[: r % 3]
         for key in order:
             rate, wall = steps_per_second(VARIANTS[key], cfg, data)
             rates[key].append(rate)
@@ -121,15 +125,17 @@ def bench_preset(name: str, cfg: Config, data: Dataset, repeats: int) -> dict:
 
 def ratios(rates: dict[str, list[float]], key: str) -> list[float]:
     """Round-by-round ratio of variant `key` to the plain loop."""
-    return [x / a for a, x in zip(rates["a"], rates[key])]
+    return [x / a for a, x in zip(rates["a"], rates[key], strict=True)]
 
 
 def report(name: str, cfg: Config, timings: dict) -> None:
     """Print one preset's table: steps per CPU second per round, medians, ratios."""
     rates, walls = timings["cpu"], timings["wall"]
     rounds = len(rates["a"])
-    print(f"\n{name}: {cfg.steps} steps, batch {cfg.batch_size}, "
-          f"batchnorm {'on' if cfg.batchnorm else 'off'}, {rounds} rounds")
+    print(
+        f"\n{name}: {cfg.steps} steps, batch {cfg.batch_size}, "
+        f"batchnorm {'on' if cfg.batchnorm else 'off'}, {rounds} rounds"
+    )
     head = "  ".join(f"{'r' + str(i + 1):>7}" for i in range(rounds))
     print(f"{'':10}{head}  {'median':>7}")
     for key, label in (("a", "a plain"), ("b", "b actdiag"), ("c", "c notebk")):
@@ -140,20 +146,30 @@ def report(name: str, cfg: Config, timings: dict) -> None:
         row = "  ".join(f"{v:7.3f}" for v in values)
         print(f"{key + '/a':10}{row}  {statistics.median(values):7.3f}")
     wall = {key: statistics.median(ratios(walls, key)) for key in ("b", "c")}
-    print(f"wall clock: a {statistics.median(walls['a']):.0f} steps/s, "
-          f"b/a {wall['b']:.3f}, c/a {wall['c']:.3f} (medians; load-sensitive)")
+    print(
+        f"wall clock: a {statistics.median(walls['a']):.0f} steps/s, "
+        f"b/a {wall['b']:.3f}, c/a {wall['c']:.3f} (medians; load-sensitive)"
+    )
 
 
 def main() -> None:
     """Parse arguments and benchmark every preset."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=None,
-                        help="steps per run (default: the preset's own)")
-    parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="steps per run (default: the preset's own)",
+    )
+    parser.add_argument("--repeats", type=int, default=7, help="interleaved rounds")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="words file")
-    parser.add_argument("--preset", choices=list(PRESETS), action="append",
-                        help="benchmark only this preset (repeatable)")
+    parser.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        action="append",
+        help="benchmark only this preset (repeatable)",
+    )
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
