@@ -82,12 +82,22 @@ class FusedSGD:
         x = self.buffer  # (2, blocks, BLOCK)
 
         # per-parameter means, summed block by block
-        sums = torch.segment_reduce(x.sum(2), "sum", lengths=self.lengths, axis=1)
+        sums = self._per_param(x.sum(2))  # (2, n)
         means = sums / self.counts  # (2, n)
         block_means = means.index_select(1, self.owner).unsqueeze(2)  # (2, blocks, 1)
 
         # squared deviations with the padding masked out, summed per parameter
         dev = torch.addcmul(x, block_means, self.mask, value=-1)
         ss = torch.linalg.vector_norm(dev, dim=2).square()  # (2, blocks)
-        ss = torch.segment_reduce(ss, "sum", lengths=self.lengths, axis=1)  # (2, n)
+        ss = self._per_param(ss)  # (2, n)
         return 0.5 * (ss[0] / ss[1]).log10()
+
+    def _per_param(self, blocks: torch.Tensor) -> torch.Tensor:
+        """Sum (2, blocks) block values into (2, n_params) per-parameter totals.
+
+        A NaN stays within its parameter (a matmul with a 0/1 matrix would spread
+        it); `unsafe` skips a check of `lengths` that would wait for the device.
+        """
+        return torch.segment_reduce(
+            blocks, "sum", lengths=self.lengths, axis=1, unsafe=True
+        )

@@ -105,6 +105,7 @@ def train(cfg: Config, data: Dataset, progress: ProgressFn | None = None,
 
 def _train(cfg: Config, data: Dataset, device: torch.device,
            progress: ProgressFn | None, check_every: int) -> RunResult:
+    """The step loop of `train`, on `device`, with the torch threads already set."""
     start = time.perf_counter()
 
     # one generator draws the weights, then the batches
@@ -113,7 +114,8 @@ def _train(cfg: Config, data: Dataset, device: torch.device,
     params = list(model.parameters())
     probe = Probe(model.watched_layers())
     sgd = FusedSGD(params)  # from here on, params live in its buffers
-    Xtr, Ytr = data.splits["train"]
+    Xtr, Ytr = (t.to(device) for t in data.splits["train"])
+    pinned = device.type == "cuda"  # so each step's indices copy without a sync
     snapshot_steps = set(cfg.snapshot_steps())
     result = _empty_result(cfg, data, device, model)
 
@@ -124,8 +126,10 @@ def _train(cfg: Config, data: Dataset, device: torch.device,
     try:
         for step in range(1, cfg.steps + 1):
             # minibatch, drawn on the CPU generator: every device sees the same batches
-            ix = torch.randint(0, Xtr.shape[0], (cfg.batch_size,), generator=g)
-            Xb, Yb = Xtr[ix].to(device), Ytr[ix].to(device)
+            ix = torch.randint(0, Xtr.shape[0], (cfg.batch_size,), generator=g,
+                               pin_memory=pinned)
+            ix = ix.to(device, non_blocking=True)
+            Xb, Yb = Xtr[ix], Ytr[ix]  # (batch, context), (batch,)
             lr = cfg.lr_at(step)
             snapshot = step in snapshot_steps
 
