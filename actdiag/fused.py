@@ -13,7 +13,7 @@ import math
 
 import torch
 
-BLOCK = 64  # floats per block; every parameter starts on a block boundary
+BLOCK = 128  # floats per block; every parameter starts on a block boundary
 
 
 class FusedSGD:
@@ -59,21 +59,22 @@ class FusedSGD:
         """Zero every gradient in place (backward then accumulates into them)."""
         self.grad.zero_()
 
-    @torch.no_grad()
-    def step(self, lr: float) -> torch.Tensor:
+    def step(self, lr: float, out: torch.Tensor | None = None) -> torch.Tensor:
         """Update every parameter in place and return its log10 update:data ratio.
 
         Rounds exactly as `p.data += -lr * p.grad` does: one multiply, one add.
+        The buffers hold no autograd history, so no `no_grad` is needed.
 
         Returns:
             (n_params,) float32 log10(std(lr * grad) / std(p after the update)),
-            NaN or +-inf where undefined, on the parameters' device.
+            NaN or +-inf where undefined, on the parameters' device; written
+            into `out` when given.
         """
         torch.mul(self.grad, -lr, out=self.update)
         self.weight.add_(self.update)
-        return self.ratios()
+        return self.ratios(out)
 
-    def ratios(self) -> torch.Tensor:
+    def ratios(self, out: torch.Tensor | None = None) -> torch.Tensor:
         """log10(std(update) / std(weight)) of every parameter, from the buffer.
 
         Two-pass: per-parameter means first, then the sum of squared deviations;
@@ -81,16 +82,15 @@ class FusedSGD:
         """
         x = self.buffer  # (2, blocks, BLOCK)
 
-        # per-parameter means, summed block by block
-        sums = self._per_param(x.sum(2))  # (2, n)
-        means = sums / self.counts  # (2, n)
-        block_means = means.index_select(1, self.owner).unsqueeze(2)  # (2, blocks, 1)
+        # per-parameter means, summed block by block, spread back over each block
+        # NOTE: sum / n, not sum * (1 / n), so a constant tensor has exactly no spread
+        means = self._per_param(x.sum(2)) / self.counts  # (2, n)
+        means = means.index_select(1, self.owner).unsqueeze(2)  # (2, blocks, 1)
 
-        # squared deviations with the padding masked out, summed per parameter
-        dev = torch.addcmul(x, block_means, self.mask, value=-1)
-        ss = torch.linalg.vector_norm(dev, dim=2).square()  # (2, blocks)
-        ss = self._per_param(ss)  # (2, n)
-        return 0.5 * (ss[0] / ss[1]).log10()
+        # deviations from the mean (padding stays 0), squared and summed
+        dev = torch.addcmul(x, means, self.mask, value=-1)
+        ss = self._per_param(torch.linalg.vector_norm(dev, dim=2).square())  # (2, n)
+        return torch.mul((ss[0] / ss[1]).log10(), 0.5, out=out)
 
     def _per_param(self, blocks: torch.Tensor) -> torch.Tensor:
         """Sum (2, blocks) block values into (2, n_params) per-parameter totals.

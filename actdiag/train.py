@@ -144,7 +144,7 @@ def _train(cfg: Config, data: Dataset, device: torch.device,
                 loss.backward()
 
             # update, then record the update:data ratio of every parameter
-            ratios[step - 1] = sgd.step(lr)
+            sgd.step(lr, out=ratios[step - 1])
             done = step
 
             # batched divergence check: one host sync every `check_every` steps

@@ -161,7 +161,7 @@ def main() -> None:
         default=None,
         help="steps per run (default: the preset's own)",
     )
-    parser.add_argument("--repeats", type=int, default=7, help="interleaved rounds")
+    parser.add_argument("--repeats", type=int, default=11, help="interleaved rounds")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="words file")
     parser.add_argument(
