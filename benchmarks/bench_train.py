@@ -1,6 +1,7 @@
 """Time actdiag's training against a plain PyTorch loop and notebook-style logging.
 
-For each preset, in one process and interleaved (the order rotates every round):
+For each preset, in one process and interleaved (a and b run side by side in every
+round, each going first in half of them):
 
   a  plain   the lecture's loop with no diagnostics: same model, data, batch and SGD
   b  actdiag `actdiag.train.train` with every diagnostic on (update:data every
@@ -12,7 +13,8 @@ Each variant runs the whole preset (model built, every step; b without the val
 loss it computes after the last step) and is timed end to end in process CPU
 time, which other programs on a shared machine do not inflate when torch runs
 on one thread. Prints steps per CPU second per round and the medians, with b/a
-and c/a taken round by round, then the same ratios in wall-clock time.
+and c/a taken round by round, the ratios of the best rounds, then the median
+ratios in wall-clock time.
 
     python benchmarks/bench_train.py [--steps N] [--repeats R] [--threads T]
 """
@@ -92,6 +94,7 @@ def actdiag(cfg: Config, data: Dataset) -> None:
 
 
 VARIANTS = {"a": plain, "b": actdiag, "c": notebook}
+ORDERS = ["abc", "cba", "bac", "cab"]
 
 
 def steps_per_second(fn, cfg: Config, data: Dataset) -> tuple[float, float]:
@@ -115,7 +118,8 @@ def bench_preset(name: str, cfg: Config, data: Dataset, repeats: int) -> dict:
     rates: dict[str, list[float]] = {key: [] for key in keys}
     walls: dict[str, list[float]] = {key: [] for key in keys}
     for r in range(repeats):
-        order = keys[r % 3 :] + keys[: r % 3]
+        # a and b side by side in every round, each first half of the time
+        order = ORDERS[r % len(ORDERS)]
         for key in order:
             rate, wall = steps_per_second(VARIANTS[key], cfg, data)
             rates[key].append(rate)
@@ -145,6 +149,10 @@ def report(name: str, cfg: Config, timings: dict) -> None:
         values = ratios(rates, key)
         row = "  ".join(f"{v:7.3f}" for v in values)
         print(f"{key + '/a':10}{row}  {statistics.median(values):7.3f}")
+    best = {key: max(rates[key]) / max(rates["a"]) for key in ("b", "c")}
+    print(
+        f"best of {rounds}: b/a {best['b']:.3f}, c/a {best['c']:.3f} (load only slows)"
+    )
     wall = {key: statistics.median(ratios(walls, key)) for key in ("b", "c")}
     print(
         f"wall clock: a {statistics.median(walls['a']):.0f} steps/s, "
