@@ -55,6 +55,11 @@ class FusedSGD:
         self.lengths = torch.tensor(blocks).expand(2, -1).contiguous().to(device)
         self.counts = torch.tensor(sizes, dtype=torch.float32, device=device)  # (n,)
 
+        # scratch for the ratios, allocated once: the step then stays in cache
+        self.dev = torch.empty_like(self.buffer)  # (2, blocks, BLOCK)
+        self.block_sums = torch.empty((2, total), device=device)
+        self.block_norms = torch.empty((2, total), device=device)
+
     def zero_grad(self) -> None:
         """Zero every gradient in place (backward then accumulates into them)."""
         self.grad.zero_()
@@ -84,12 +89,14 @@ class FusedSGD:
 
         # per-parameter means, summed block by block, spread back over each block
         # NOTE: sum / n, not sum * (1 / n), so a constant tensor has exactly no spread
-        means = self._per_param(x.sum(2)) / self.counts  # (2, n)
+        sums = torch.sum(x, 2, out=self.block_sums)  # (2, blocks)
+        means = self._per_param(sums) / self.counts  # (2, n)
         means = means.index_select(1, self.owner).unsqueeze(2)  # (2, blocks, 1)
 
         # deviations from the mean (padding stays 0), squared and summed
-        dev = torch.addcmul(x, means, self.mask, value=-1)
-        ss = self._per_param(torch.linalg.vector_norm(dev, dim=2).square())  # (2, n)
+        dev = torch.addcmul(x, means, self.mask, value=-1, out=self.dev)
+        norms = torch.linalg.vector_norm(dev, dim=2, out=self.block_norms)
+        ss = self._per_param(norms.square_())  # (2, n)
         return torch.mul((ss[0] / ss[1]).log10(), 0.5, out=out)
 
     def _per_param(self, blocks: torch.Tensor) -> torch.Tensor:
