@@ -47,6 +47,7 @@ class Config:
     seed: int = 2147483647  # torch generator: weights, then batches
     split_seed: int = 42  # python `random`: shuffles the words before the split
     device: str = "cpu"  # cpu, cuda or auto
+    threads: int = 1  # torch CPU threads; this small model runs fastest on one
 
     # data and recording
     data: str | None = None  # one word per line; None means the shipped names file
@@ -217,7 +218,8 @@ def validate(cfg: Config, origin: dict[str, str] | None = None) -> Config:
     for key, value in positive.items():
         if not math.isfinite(value) or value <= 0:
             raise fail(key, f"is {value}; it must be a number > 0")
-    at_least_one = ("depth", "width", "embedding", "context", "steps", "batch_size")
+    at_least_one = ("depth", "width", "embedding", "context", "steps", "batch_size",
+                    "threads")
     for key in at_least_one:
         if getattr(cfg, key) < 1:
             raise fail(key, f"is {getattr(cfg, key)}; it must be >= 1")

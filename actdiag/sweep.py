@@ -239,7 +239,11 @@ _stop = None  # set by the parent to ask every running point to stop early
 
 
 def _init_worker(events, stop, threads: int) -> None:
-    """Worker start-up: share the queue and stop flag, cap torch's threads."""
+    """Worker start-up: share the queue and stop flag, cap torch's threads.
+
+    Training then uses the point's own `threads` key, so a point computes exactly
+    what `actdiag run` computes for the same config.
+    """
     import signal
 
     import torch
@@ -480,7 +484,8 @@ def point_record(
         "run_dir": dirname if run_dir.is_dir() else None,
         "status": status["status"],
         "error": status["error"],
-        "threads": threads,
+        # torch threads the point trained with (its config's `threads`)
+        "threads": point.config.threads,
     }
     stats = None
     if (run_dir / artifacts.STATS).is_file():

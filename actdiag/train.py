@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import math
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -19,12 +19,15 @@ from actdiag import stats
 from actdiag.config import Config
 from actdiag.data import Dataset
 from actdiag.errors import ActdiagError
+from actdiag.fused import FusedSGD
 from actdiag.model import MLP, cross_entropy
 from actdiag.probe import Probe
 
 # called as progress(step, loss) every PROGRESS_EVERY steps and at the end
 ProgressFn = Callable[[int, float], None]
 PROGRESS_EVERY = 100
+# steps between divergence checks on CUDA, where each check waits for the device
+CHECK_EVERY = 100
 
 
 @dataclass
@@ -84,13 +87,27 @@ def split_loss(model: MLP, X: torch.Tensor, Y: torch.Tensor, device: torch.devic
         model.train()
 
 
-def train(cfg: Config, data: Dataset, progress: ProgressFn | None = None) -> RunResult:
+def train(cfg: Config, data: Dataset, progress: ProgressFn | None = None,
+          check_every: int | None = None) -> RunResult:
     """Run `cfg.steps` SGD steps and record the statistics the config asks for.
 
-    A non-finite loss stops the run before its update (recorded in `diverged`);
-    Ctrl-C stops it after the last completed step (recorded in `interrupted`).
+    On the CPU a non-finite loss stops the run before its update. On CUDA the
+    losses stay on the device and are checked every `check_every` steps
+    (CHECK_EVERY by default), so no step waits for the device; a non-finite loss
+    found there truncates every record at its step. Either way `diverged` holds
+    the first step whose loss was not finite. Ctrl-C stops the run after the last
+    completed step (recorded in `interrupted`).
     """
     device = resolve_device(cfg.device)
+    if check_every is None:
+        check_every = 1 if device.type == "cpu" else CHECK_EVERY
+    with torch_threads(cfg.threads):
+        return _train(cfg, data, device, progress, check_every)
+
+
+def _train(cfg: Config, data: Dataset, device: torch.device,
+           progress: ProgressFn | None, check_every: int) -> RunResult:
+    """The step loop of `train`, on `device`, with the torch threads already set."""
     start = time.perf_counter()
 
     # one generator draws the weights, then the batches
@@ -98,53 +115,48 @@ def train(cfg: Config, data: Dataset, progress: ProgressFn | None = None) -> Run
     model = MLP(cfg, data.vocab_size, g).to(device)
     params = list(model.parameters())
     probe = Probe(model.watched_layers(), cfg.dead_threshold)
-    Xtr, Ytr = data.splits["train"]
+    sgd = FusedSGD(params)  # from here on, params live in its buffers
+    Xtr, Ytr = (t.to(device) for t in data.splits["train"])
+    pinned = device.type == "cuda"  # so each step's indices copy without a sync
     snapshot_steps = set(cfg.snapshot_steps())
+    result = _empty_result(cfg, data, device, model)
 
     # per-step records stay on the device until the end
     losses = torch.empty(cfg.steps, device=device)
     ratios = torch.empty((cfg.steps, len(params)), device=device)
-    result = RunResult(
-        config=cfg,
-        device=str(device),
-        vocab_size=data.vocab_size,
-        n_params=sum(p.numel() for p in params),
-        layers=[{"layer": i, "kind": k} for i, k in enumerate(_kinds(model))],
-        params=[
-            {"param": i, "name": name, "shape": list(p.shape)}
-            for i, (name, p) in enumerate(zip(model.param_names(), params))
-        ],
-        loss=np.empty(0, np.float32),
-        update_to_data=np.empty((0, len(params)), np.float32),
-    )
-
-    done = 0
+    done = checked = 0
     try:
         for step in range(1, cfg.steps + 1):
-            # minibatch, drawn on the CPU generator so every device sees the same batches
-            ix = torch.randint(0, Xtr.shape[0], (cfg.batch_size,), generator=g)
-            Xb, Yb = Xtr[ix].to(device), Ytr[ix].to(device)
+            # minibatch, drawn on the CPU generator: every device sees the same batches
+            ix = torch.randint(0, Xtr.shape[0], (cfg.batch_size,), generator=g,
+                               pin_memory=pinned)
+            ix = ix.to(device, non_blocking=True)
+            Xb, Yb = Xtr[ix], Ytr[ix]  # (batch, context), (batch,)
             lr = cfg.lr_at(step)
             snapshot = step in snapshot_steps
 
             # forward and backward, watched by the probe on snapshot steps
             with probe.attach() if snapshot else nullcontext():
                 loss = cross_entropy(model(Xb), Yb)
-                if not math.isfinite(loss.item()):
+                losses[step - 1] = loss.detach()
+                if check_every == 1 and not math.isfinite(loss.item()):
                     result.diverged = step
                     break
-                for p in params:
-                    p.grad = None
+                sgd.zero_grad()
                 loss.backward()
 
             # update, then record the update:data ratio of every parameter
-            with torch.no_grad():
-                for p in params:
-                    p.data += -lr * p.grad
-                ratios[step - 1] = stats.update_to_data_all(lr, params)
-                losses[step - 1] = loss.detach()
+            sgd.step(lr, out=ratios[step - 1])
             done = step
 
+            # batched divergence check: one host sync every `check_every` steps
+            if check_every > 1 and (step % check_every == 0 or step == cfg.steps
+                                    or snapshot):
+                bad = _first_nonfinite(losses[checked:step])
+                if bad is not None:
+                    result.diverged = done = checked + bad + 1
+                    break
+                checked = step
             if snapshot:
                 acts, grads = probe.records()
                 result.snapshots.append(
@@ -156,8 +168,15 @@ def train(cfg: Config, data: Dataset, progress: ProgressFn | None = None) -> Run
                 progress(step, loss.item())
     except KeyboardInterrupt:
         result.interrupted = done + 1
+        bad = _first_nonfinite(losses[checked:done])
+        if bad is not None:
+            result.diverged = done = checked + bad + 1
 
-    # move the series to the host once
+    # move the series to the host once, and drop what a divergence left behind
+    # NOTE: a diverged step itself is not kept: its loss was not finite
+    if result.diverged is not None:
+        done = result.diverged - 1
+        result.snapshots = [s for s in result.snapshots if s["step"] <= done]
     result.loss = losses[:done].cpu().numpy()
     result.update_to_data = _undefined_to_nan(ratios[:done].cpu().numpy())
     if done and result.diverged is None:
@@ -166,6 +185,44 @@ def train(cfg: Config, data: Dataset, progress: ProgressFn | None = None) -> Run
             result.val_loss = _finite_or_none(split_loss(model, Xva, Yva, device))
     result.seconds = time.perf_counter() - start
     return result
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with `n` torch CPU threads, then restore the previous number."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _first_nonfinite(losses: torch.Tensor) -> int | None:
+    """Index of the first non-finite entry of a (k,) tensor, or None (one host sync)."""
+    finite = torch.isfinite(losses)
+    if bool(finite.all()):
+        return None
+    return int((~finite).nonzero()[0, 0])
+
+
+def _empty_result(cfg: Config, data: Dataset, device: torch.device,
+                  model: MLP) -> RunResult:
+    """A RunResult with the run's description and no records yet."""
+    params = list(model.parameters())
+    return RunResult(
+        config=cfg,
+        device=str(device),
+        vocab_size=data.vocab_size,
+        n_params=sum(p.numel() for p in params),
+        layers=[{"layer": i, "kind": k} for i, k in enumerate(_kinds(model))],
+        params=[
+            {"param": i, "name": name, "shape": list(p.shape)}
+            for i, (name, p) in enumerate(zip(model.param_names(), params, strict=True))
+        ],
+        loss=np.empty(0, np.float32),
+        update_to_data=np.empty((0, len(params)), np.float32),
+    )
 
 
 def _kinds(model: MLP) -> list[str]:

@@ -109,18 +109,18 @@ def test_divergence_is_a_result_not_a_crash(words_file, tmp_path):
 
 
 def test_ctrl_c_keeps_what_was_recorded_and_exits_130(words_file, tmp_path, monkeypatch):
-    from actdiag import stats as stats_module
+    from actdiag.fused import FusedSGD
 
-    real = stats_module.update_to_data_all
+    real = FusedSGD.step
     calls = []
 
-    def interrupt_on_eleventh(lr, params):
+    def interrupt_on_eleventh(self, lr, out=None):
         calls.append(1)
         if len(calls) == 11:
             raise KeyboardInterrupt
-        return real(lr, params)
+        return real(self, lr, out)
 
-    monkeypatch.setattr(stats_module, "update_to_data_all", interrupt_on_eleventh)
+    monkeypatch.setattr(FusedSGD, "step", interrupt_on_eleventh)
     out = tmp_path / "run"
     result = invoke("run", "--set", f"data={words_file}", *TINY, "--out", out)
     assert result.exit_code == 130, result.output
