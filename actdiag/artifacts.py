@@ -18,8 +18,8 @@ import re
 import tempfile
 import time
 import zipfile
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -73,18 +73,24 @@ def make_run_dir(name: str, out: Path | None, root: Path = Path("runs")) -> Path
     """Create a fresh run directory; never reuse or overwrite an existing one."""
     if out is not None:
         if out.exists():
-            raise ActdiagError(f"{out}: already exists; actdiag never reuses a run directory")
+            raise ActdiagError(
+                f"{out}: already exists; actdiag never reuses a run directory"
+            )
         try:
             out.mkdir(parents=True)
         except OSError as err:
-            raise ActdiagError(f"{out}: cannot create run directory ({err.strerror})") from None
+            raise ActdiagError(
+                f"{out}: cannot create run directory ({err.strerror})"
+            ) from None
         return out
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name) or "run"
     stamp = time.strftime("%Y%m%d-%H%M%S")
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise ActdiagError(f"{root}: cannot create runs folder ({err.strerror})") from None
+        raise ActdiagError(
+            f"{root}: cannot create runs folder ({err.strerror})"
+        ) from None
     for suffix in ["", *(f"-{i}" for i in range(2, 10_000))]:
         path = root / f"{safe}-{stamp}{suffix}"
         try:
@@ -93,7 +99,9 @@ def make_run_dir(name: str, out: Path | None, root: Path = Path("runs")) -> Path
         except FileExistsError:
             continue
         except OSError as err:
-            raise ActdiagError(f"{path}: cannot create folder ({err.strerror})") from None
+            raise ActdiagError(
+                f"{path}: cannot create folder ({err.strerror})"
+            ) from None
     raise ActdiagError(f"{root}: could not find a free run directory name")
 
 
@@ -123,7 +131,9 @@ def param_records(params: list[dict], ud: np.ndarray) -> list[dict]:
         undefined = int(np.isnan(column).sum())
         if undefined:
             record["undefined_steps"] = undefined
-            record["reason"] = "zero spread in the weight or in its update at those steps"
+            record["reason"] = (
+                "zero spread in the weight or in its update at those steps"
+            )
         records.append(record)
     return records
 
@@ -131,29 +141,40 @@ def param_records(params: list[dict], ud: np.ndarray) -> list[dict]:
 def stats_record(result, config_name: str, data_path: Path) -> dict:
     """The stats.json content of a finished (or stopped) RunResult."""
     final = float(result.loss[-1]) if result.steps_done else None
-    return clean({
-        "schema": SCHEMA,
-        "version": __version__,
-        "name": config_name,
-        "config": result.config.to_dict(),
-        "device": result.device,
-        "data": {"path": str(data_path), "vocab_size": result.vocab_size},
-        "n_params": result.n_params,
-        "steps": result.steps_done,
-        "loss": final,
-        "val_loss": result.val_loss,
-        "diverged": result.diverged,
-        "interrupted": result.interrupted,
-        "seconds": round(result.seconds, 3),
-        "layers": result.layers,
-        "params": param_records(result.params, result.update_to_data),
-        "series": {"file": SERIES, "arrays": ["loss", "update_to_data"], "guide": GUIDE},
-        "snapshots": result.snapshots,
-    })
+    return clean(
+        {
+            "schema": SCHEMA,
+            "version": __version__,
+            "name": config_name,
+            "config": result.config.to_dict(),
+            "device": result.device,
+            "data": {"path": str(data_path), "vocab_size": result.vocab_size},
+            "n_params": result.n_params,
+            "steps": result.steps_done,
+            "loss": final,
+            "val_loss": result.val_loss,
+            "diverged": result.diverged,
+            "interrupted": result.interrupted,
+            "seconds": round(result.seconds, 3),
+            "layers": result.layers,
+            "params": param_records(result.params, result.update_to_data),
+            "series": {
+                "file": SERIES,
+                "arrays": ["loss", "update_to_data"],
+                "guide": GUIDE,
+            },
+            "snapshots": result.snapshots,
+        }
+    )
 
 
-def write_run(run_dir: Path, result, config_name: str, data_path: Path,
-              annotate: Callable[[dict], dict] | None = None) -> dict:
+def write_run(
+    run_dir: Path,
+    result,
+    config_name: str,
+    data_path: Path,
+    annotate: Callable[[dict], dict] | None = None,
+) -> dict:
     """Write series.npz, saturation_maps.npz and stats.json (last: a whole run).
 
     `annotate(record)` returns extra top-level keys (the findings) for stats.json.
@@ -220,7 +241,9 @@ def read_series(run_dir: Path) -> dict[str, np.ndarray]:
     except FileNotFoundError:
         raise ActdiagError(f"{path}: missing series file") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-        raise ActdiagError(f"{path}: unreadable or corrupt series file ({err})") from None
+        raise ActdiagError(
+            f"{path}: unreadable or corrupt series file ({err})"
+        ) from None
 
 
 def saturation_png(step: int, layer: int) -> str:

@@ -10,7 +10,7 @@ import contextlib
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -29,7 +29,6 @@ out = Console(soft_wrap=False)
 err = Console(stderr=True)
 
 
-
 def _version(value: bool) -> None:
     if value:
         from actdiag import __version__
@@ -40,8 +39,13 @@ def _version(value: bool) -> None:
 
 @app.callback(context_settings={"help_option_names": ["-h", "--help"]})
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                 help="Print the version and exit."),
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_version,
+        is_eager=True,
+        help="Print the version and exit.",
+    ),
 ) -> None:
     """Train the lecture's character MLP and show whether it trains well."""
 
@@ -51,8 +55,9 @@ SET_HELP = "Override a config key, e.g. --set lr=0.01 (repeatable; beats the fil
 
 def fail(message: str, code: int = 2) -> None:
     """Print a one-line error to stderr and exit."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True,
-              soft_wrap=True)
+    err.print(
+        f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True
+    )
     raise typer.Exit(code)
 
 
@@ -60,23 +65,43 @@ def progress_bar(total: int, quiet: bool):
     """A rich progress bar on stderr with the running loss, or None when hidden."""
     if quiet or not err.is_terminal:
         return None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-    from rich.progress import TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     return Progress(
-        TextColumn("training"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn(),
-        console=err, transient=True,
+        TextColumn("training"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
     )
 
 
 def config_line(cfg) -> str:
     """One short line with the keys that shape the experiment."""
-    keys = ("gain", "depth", "width", "tanh", "batchnorm", "fan_in_scaling", "lr",
-            "steps", "batch_size", "device")
+    keys = (
+        "gain",
+        "depth",
+        "width",
+        "tanh",
+        "batchnorm",
+        "fan_in_scaling",
+        "lr",
+        "steps",
+        "batch_size",
+        "device",
+    )
     values = cfg.to_dict()
     return " ".join(f"{k}={show_value(values[k])}" for k in keys) + (
-        f" data={values['data'] or 'shipped names'}")
+        f" data={values['data'] or 'shipped names'}"
+    )
 
 
 def run_name(config: Path | None, overrides: list[str]) -> str:
@@ -91,11 +116,19 @@ def run_name(config: Path | None, overrides: list[str]) -> str:
 
 @app.command()
 def run(
-    config: Optional[Path] = typer.Argument(None, help="YAML config; omit for the defaults."),
-    set_: List[str] = typer.Option([], "--set", help=SET_HELP),
-    out_dir: Optional[Path] = typer.Option(None, "--out", help="Run directory (must not exist)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or config line."),
-    as_json: bool = typer.Option(False, "--json", help="Print stats.json instead of tables."),
+    config: Path | None = typer.Argument(
+        None, help="YAML config; omit for the defaults."
+    ),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    out_dir: Path | None = typer.Option(
+        None, "--out", help="Run directory (must not exist)."
+    ),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="No progress bar or config line."
+    ),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print stats.json instead of tables."
+    ),
 ) -> None:
     """Train one experiment and write its run directory; print the diagnostic tables.
 
@@ -115,7 +148,9 @@ def run(
 
     def on_start(run_dir: Path) -> None:
         if not quiet:
-            err.print(f"config {name}: {config_line(cfg)}", highlight=False, soft_wrap=True)
+            err.print(
+                f"config {name}: {config_line(cfg)}", highlight=False, soft_wrap=True
+            )
 
     # train with a live loss readout
     bar = progress_bar(cfg.steps, quiet)
@@ -136,7 +171,9 @@ def run(
     # render
     stats = result.stats
     if as_json:
-        out.print_json(json.dumps(stats)) if sys.stdout.isatty() else print(json.dumps(stats))
+        out.print_json(json.dumps(stats)) if sys.stdout.isatty() else print(
+            json.dumps(stats)
+        )
     else:
         for table in run_tables(stats, result.series["update_to_data"]):
             out.print(table)
@@ -145,12 +182,17 @@ def run(
         out.print(f"{stats['steps']} steps, final loss {loss}{val}", highlight=False)
         out.print(findings_text(stats.get("findings", [])), highlight=False)
     if stats["diverged"] is not None:
-        err.print(f"[bold yellow]diverged:[/] the loss was not finite at step "
-                  f"{stats['diverged']}; the run stopped there and kept what it recorded "
-                  "(try a lower lr or gain)", soft_wrap=True)
+        err.print(
+            f"[bold yellow]diverged:[/] the loss was not finite at step "
+            f"{stats['diverged']}; the run stopped there and kept what it recorded "
+            "(try a lower lr or gain)",
+            soft_wrap=True,
+        )
     if stats["interrupted"] is not None:
-        err.print(f"interrupted at step {stats['interrupted']}; recorded so far is saved",
-                  soft_wrap=True)
+        err.print(
+            f"interrupted at step {stats['interrupted']}; recorded so far is saved",
+            soft_wrap=True,
+        )
     channel = err if as_json else out
     channel.print(str(result.run_dir), highlight=False, soft_wrap=True)
     if stats["interrupted"] is not None:
@@ -159,18 +201,27 @@ def run(
 
 @app.command("compare")
 def compare_cmd(
-    runs: List[Path] = typer.Argument(
-        ..., metavar="RUN", help="Run or sweep directories; 2+ runs in all."),
-    step: Optional[int] = typer.Option(
-        None, "--step", help="Compare this snapshot step (every run must hold it); "
-        "default: each run's last."),
-    out_dir: Optional[Path] = typer.Option(
-        None, "--out", help="Folder for pictures and compare.json (must not exist); "
-        "default: compare-<time> beside the first run."),
+    runs: list[Path] = typer.Argument(
+        ..., metavar="RUN", help="Run or sweep directories; 2+ runs in all."
+    ),
+    step: int | None = typer.Option(
+        None,
+        "--step",
+        help="Compare this snapshot step (every run must hold it); "
+        "default: each run's last.",
+    ),
+    out_dir: Path | None = typer.Option(
+        None,
+        "--out",
+        help="Folder for pictures and compare.json (must not exist); "
+        "default: compare-<time> beside the first run.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
     only_changed: bool = typer.Option(
-        False, "--only-changed",
-        help="Print only rows that moved (compare.json keeps all)."),
+        False,
+        "--only-changed",
+        help="Print only rows that moved (compare.json keeps all).",
+    ),
 ) -> None:
     """Compare finished runs: config difference, per-layer tables, overlay pictures."""
     from actdiag import compare as cmp
@@ -189,18 +240,24 @@ def compare_cmd(
     else:
         tables = compare_tables(shown, cmp.TITLES, cmp.TABLE_STATS)
         out.print(tables[0])
-        note = " layer indices or shapes differ between runs: the layer column names " \
-            "each run's own, in run order." if cmp.shapes_differ(record) else ""
+        note = (
+            " layer indices or shapes differ between runs: the layer column names "
+            "each run's own, in run order."
+            if cmp.shapes_differ(record)
+            else ""
+        )
         out.print(f"alignment: {cmp.ALIGNMENT}.{note}", highlight=False)
         for table in tables[1:]:
             out.print(table)
     channel = err if as_json else out
     channel.print(str(folder), highlight=False, soft_wrap=True)
 
+
 @app.command()
 def report(
     run_dir: Path = typer.Argument(
-        ..., metavar="DIR", help="A run directory, sweep directory or compare folder."),
+        ..., metavar="DIR", help="A run directory, sweep directory or compare folder."
+    ),
 ) -> None:
     """(Re)build report.html of a run, sweep or comparison from its files alone."""
     from actdiag.report import write_report
@@ -231,9 +288,13 @@ class SweepProgress:
         )
 
         self.bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[loss]}"), TimeElapsedColumn(),
-            console=err, transient=True,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[loss]}"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
         )
         self.total = self.bar.add_task("points", total=len(plan.points), loss="")
 
@@ -247,8 +308,9 @@ class SweepProgress:
                 f"  {point.label}", total=point.config.steps, loss="loss -"
             )
         elif event[0] == "step" and point.index in self.tasks:
-            self.bar.update(self.tasks[point.index], completed=event[2],
-                            loss=f"loss {event[3]:.4f}")
+            self.bar.update(
+                self.tasks[point.index], completed=event[2], loss=f"loss {event[3]:.4f}"
+            )
 
     def done(self, index: int, status: dict) -> None:
         """A point finished: drop its bar and say on stderr how it ended."""
@@ -261,8 +323,9 @@ class SweepProgress:
         point = self.plan.points[index]
         tail = "" if status["error"] is None else f": {status['error']}"
         style = "green" if status["status"] == "ok" else "bold red"
-        err.print(f"point {point.label} [{style}]{status['status']}[/]{tail}",
-                  highlight=False)
+        err.print(
+            f"point {point.label} [{style}]{status['status']}[/]{tail}", highlight=False
+        )
 
 
 GAINS_HELP = "Gains to compare, e.g. 0.5,1,5/3,3 (the same as --param gain=...)."
@@ -310,8 +373,11 @@ def sweep(
         fail(str(e))
     n_jobs, threads = job_counts(jobs, len(plan.points))
     if not quiet:
-        err.print(f"sweep {plan.name}: {len(plan.points)} points, {n_jobs} at once, "
-                  f"{threads} thread(s) each", highlight=False)
+        err.print(
+            f"sweep {plan.name}: {len(plan.points)} points, {n_jobs} at once, "
+            f"{threads} thread(s) each",
+            highlight=False,
+        )
         swept = "; ".join(f"{a.key} over {', '.join(a.labels)}" for a in plan.axes)
         err.print(f"base: {config_line(plan.base)}", highlight=False)
         err.print(f"sweeping {swept}", highlight=False)
@@ -336,8 +402,11 @@ def sweep(
     bad = [p for p in record["points"] if p["status"] != "ok"]
     if bad:
         names = ", ".join(f"{p['label']} ({p['status']})" for p in bad)
-        err.print(f"[bold yellow]incomplete:[/] {len(bad)} of {len(record['points'])} "
-                  f"points did not finish: {names}", highlight=False)
+        err.print(
+            f"[bold yellow]incomplete:[/] {len(bad)} of {len(record['points'])} "
+            f"points did not finish: {names}",
+            highlight=False,
+        )
     channel = err if as_json else out
     channel.print(str(result.sweep_dir), highlight=False, soft_wrap=True)
     if any(p["status"] in ("interrupted", "not run") for p in bad):

@@ -97,7 +97,9 @@ def parse_number(text: str) -> float:
             return float(Fraction(text))
         return float(text)
     except (ValueError, ZeroDivisionError):
-        raise ValueError(f"{text!r} is not a number (write e.g. 0.5, 1e-3 or 5/3)")
+        raise ValueError(
+            f"{text!r} is not a number (write e.g. 0.5, 1e-3 or 5/3)"
+        ) from None
 
 
 def _as_bool(value: Any) -> bool:
@@ -137,13 +139,17 @@ def _as_float(value: Any) -> float:
 
 
 def _as_optional_int(value: Any) -> int | None:
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
+    if value is None or (
+        isinstance(value, str) and value.strip().lower() in ("", "none", "null")
+    ):
         return None
     return _as_int(value)
 
 
 def _as_optional_str(value: Any) -> str | None:
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
+    if value is None or (
+        isinstance(value, str) and value.strip().lower() in ("", "none", "null")
+    ):
         return None
     if isinstance(value, str):
         return value
@@ -195,7 +201,9 @@ def check_key(key: str, source: str) -> None:
     if key in FIELDS:
         return
     close = difflib.get_close_matches(key, FIELDS, n=1)
-    hint = f"did you mean '{close[0]}'?" if close else f"valid keys: {', '.join(FIELDS)}"
+    hint = (
+        f"did you mean '{close[0]}'?" if close else f"valid keys: {', '.join(FIELDS)}"
+    )
     raise ActdiagError(f"{source}: unknown key '{key}'; {hint}")
 
 
@@ -218,8 +226,15 @@ def validate(cfg: Config, origin: dict[str, str] | None = None) -> Config:
     for key, value in positive.items():
         if not math.isfinite(value) or value <= 0:
             raise fail(key, f"is {value}; it must be a number > 0")
-    at_least_one = ("depth", "width", "embedding", "context", "steps", "batch_size",
-                    "threads")
+    at_least_one = (
+        "depth",
+        "width",
+        "embedding",
+        "context",
+        "steps",
+        "batch_size",
+        "threads",
+    )
     for key in at_least_one:
         if getattr(cfg, key) < 1:
             raise fail(key, f"is {getattr(cfg, key)}; it must be >= 1")
@@ -235,7 +250,9 @@ def validate(cfg: Config, origin: dict[str, str] | None = None) -> Config:
     _validate_thresholds(cfg, fail)
     for step in cfg.snapshots:
         if not 1 <= step <= cfg.steps:
-            raise fail("snapshots", f"holds {step}; each must be in 1..{cfg.steps} (steps)")
+            raise fail(
+                "snapshots", f"holds {step}; each must be in 1..{cfg.steps} (steps)"
+            )
     return cfg
 
 
@@ -263,7 +280,9 @@ def _validate_thresholds(cfg: Config, fail) -> None:
         if not math.isfinite(getattr(cfg, key)):
             raise fail(key, f"is {getattr(cfg, key)}; it must be a finite log10 ratio")
     if cfg.ud_low >= cfg.ud_high:
-        raise fail("ud_low", f"is {cfg.ud_low}; it must be below ud_high ({cfg.ud_high})")
+        raise fail(
+            "ud_low", f"is {cfg.ud_low}; it must be below ud_high ({cfg.ud_high})"
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -305,7 +324,9 @@ def read_yaml(path: Path) -> dict[str, Any]:
     try:
         raw = yaml.load(text, Loader=_StrictLoader)
     except DuplicateKey as err:
-        raise ActdiagError(f"{path}: line {err.line}: key '{err.key}' is given twice") from None
+        raise ActdiagError(
+            f"{path}: line {err.line}: key '{err.key}' is given twice"
+        ) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""

@@ -36,11 +36,15 @@ def read_words(path: Path) -> list[str]:
     except FileNotFoundError:
         raise ActdiagError(f"{path}: data file not found (key 'data')") from None
     except IsADirectoryError:
-        raise ActdiagError(f"{path}: is a folder; key 'data' needs a words file") from None
+        raise ActdiagError(
+            f"{path}: is a folder; key 'data' needs a words file"
+        ) from None
     except OSError as err:
         raise ActdiagError(f"{path}: cannot read data file ({err.strerror})") from None
     if b"\x00" in raw:
-        raise ActdiagError(f"{path}: not a text file (holds NUL bytes); give one word per line")
+        raise ActdiagError(
+            f"{path}: not a text file (holds NUL bytes); give one word per line"
+        )
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -52,8 +56,14 @@ def read_words(path: Path) -> list[str]:
         if not word:
             continue
         if PAD in word or any(ch.isspace() for ch in word):
-            bad = "the '.' token character" if PAD in word else "whitespace inside the word"
-            raise ActdiagError(f"{path}: line {number} holds {bad}; write one word per line")
+            bad = (
+                "the '.' token character"
+                if PAD in word
+                else "whitespace inside the word"
+            )
+            raise ActdiagError(
+                f"{path}: line {number} holds {bad}; write one word per line"
+            )
         words.append(word)
     if len(words) < 2:
         raise ActdiagError(f"{path}: holds {len(words)} word(s); at least 2 are needed")

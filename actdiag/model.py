@@ -16,8 +16,14 @@ from actdiag.config import Config
 class Linear(nn.Module):
     """`x @ weight + bias` with weight stored as (fan_in, fan_out)."""
 
-    def __init__(self, fan_in: int, fan_out: int, bias: bool, g: torch.Generator,
-                 fan_in_scaling: bool = True):
+    def __init__(
+        self,
+        fan_in: int,
+        fan_out: int,
+        bias: bool,
+        g: torch.Generator,
+        fan_in_scaling: bool = True,
+    ):
         super().__init__()
         weight = torch.randn((fan_in, fan_out), generator=g)
         if fan_in_scaling:
@@ -57,7 +63,9 @@ class BatchNorm1d(nn.Module):
         if self.training:
             with torch.no_grad():
                 m = self.momentum
-                self.running_mean.copy_((1 - m) * self.running_mean + m * mean.squeeze(0))
+                self.running_mean.copy_(
+                    (1 - m) * self.running_mean + m * mean.squeeze(0)
+                )
                 self.running_var.copy_((1 - m) * self.running_var + m * var.squeeze(0))
         return out
 
@@ -78,7 +86,9 @@ class MLP(nn.Module):
     def __init__(self, cfg: Config, vocab_size: int, g: torch.Generator):
         super().__init__()
         self.context = cfg.context
-        self.embedding = nn.Parameter(torch.randn((vocab_size, cfg.embedding), generator=g))
+        self.embedding = nn.Parameter(
+            torch.randn((vocab_size, cfg.embedding), generator=g)
+        )
 
         # hidden blocks, then the output block, in the lecture's draw order
         layers: list[nn.Module] = []
@@ -86,7 +96,9 @@ class MLP(nn.Module):
         sizes = [cfg.width] * cfg.depth + [vocab_size]
         for i, fan_out in enumerate(sizes):
             last = i == len(sizes) - 1
-            layers.append(Linear(fan_in, fan_out, not cfg.batchnorm, g, cfg.fan_in_scaling))
+            layers.append(
+                Linear(fan_in, fan_out, not cfg.batchnorm, g, cfg.fan_in_scaling)
+            )
             if cfg.batchnorm:
                 layers.append(BatchNorm1d(fan_out))
             if cfg.tanh and not last:
@@ -124,12 +136,16 @@ class MLP(nn.Module):
         tanhs = [(i, "tanh", m) for i, m in enumerate(layers) if isinstance(m, Tanh)]
         if tanhs:
             return tanhs
-        linears = [(i, "linear", m) for i, m in enumerate(layers) if isinstance(m, Linear)]
+        linears = [
+            (i, "linear", m) for i, m in enumerate(layers) if isinstance(m, Linear)
+        ]
         return linears[:-1]
 
     def param_names(self) -> list[str]:
         """A readable name per parameter, in `parameters()` order."""
-        return [name.replace("layers.", "layer ") for name, _ in self.named_parameters()]
+        return [
+            name.replace("layers.", "layer ") for name, _ in self.named_parameters()
+        ]
 
 
 def cross_entropy(logits: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:

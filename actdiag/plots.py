@@ -95,8 +95,12 @@ def _num(value, spec: str) -> str:
 
 def plot_activations(snapshot: dict, path: Path, tag: str = "") -> Path:
     """Density of each watched layer's output; mass piled at +-1 means saturation."""
-    fig, ax = _figure(f"activation distribution · step {snapshot['step']}",
-                      "activation value", "density", tag=tag)
+    fig, ax = _figure(
+        f"activation distribution · step {snapshot['step']}",
+        "activation value",
+        "density",
+        tag=tag,
+    )
 
     def label(a):
         sat = "" if a.get("saturated") is None else f", saturated {a['saturated']:.2f}%"
@@ -108,17 +112,30 @@ def plot_activations(snapshot: dict, path: Path, tag: str = "") -> Path:
 
 def plot_gradients(snapshot: dict, path: Path, tag: str = "") -> Path:
     """Density of the gradient of each watched layer's output."""
-    fig, ax = _figure(f"activation gradient distribution · step {snapshot['step']}",
-                      "gradient value", "density", tag=tag)
-    _hist_lines(ax, snapshot["gradients"],
-                lambda g: f"layer {g['layer']} ({g['kind']}): std {_num(g['std'], '.2e')}")
+    fig, ax = _figure(
+        f"activation gradient distribution · step {snapshot['step']}",
+        "gradient value",
+        "density",
+        tag=tag,
+    )
+    _hist_lines(
+        ax,
+        snapshot["gradients"],
+        lambda g: f"layer {g['layer']} ({g['kind']}): std {_num(g['std'], '.2e')}",
+    )
     return _save(fig, path)
 
 
-def plot_weight_grads(snapshot: dict, params: list[dict], path: Path, tag: str = "") -> Path:
+def plot_weight_grads(
+    snapshot: dict, params: list[dict], path: Path, tag: str = ""
+) -> Path:
     """Density of each 2-D weight's gradient, labelled with its grad:data ratio."""
-    fig, ax = _figure(f"weight gradient distribution · step {snapshot['step']}",
-                      "gradient value", "density", tag=tag)
+    fig, ax = _figure(
+        f"weight gradient distribution · step {snapshot['step']}",
+        "gradient value",
+        "density",
+        tag=tag,
+    )
 
     names = {p["param"]: p.get("name") for p in params}
 
@@ -130,7 +147,9 @@ def plot_weight_grads(snapshot: dict, params: list[dict], path: Path, tag: str =
     return _save(fig, path)
 
 
-def plot_update_to_data(params: list[dict], ud: np.ndarray, path: Path, tag: str = "") -> Path:
+def plot_update_to_data(
+    params: list[dict], ud: np.ndarray, path: Path, tag: str = ""
+) -> Path:
     """log10 update:data of every 2-D weight over the steps, with the -3 guide line."""
     steps, values = binned(ud)
     title = "update:data ratio over training"
@@ -140,7 +159,9 @@ def plot_update_to_data(params: list[dict], ud: np.ndarray, path: Path, tag: str
     marker = "o" if len(ud) < 20 else None
     for p in params:
         if len(p["shape"]) == 2:
-            ax.plot(steps, values[:, p["param"]], marker=marker, lw=1, label=_param_label(p))
+            ax.plot(
+                steps, values[:, p["param"]], marker=marker, lw=1, label=_param_label(p)
+            )
     ax.axhline(GUIDE, color="black", ls="--", lw=1.2, label="1e-3 guide")
     _legend_right(ax)
     return _save(fig, path)
@@ -151,12 +172,24 @@ def plot_loss(loss: np.ndarray, path: Path, tag: str = "") -> Path:
     fig, ax = _figure("training loss", "step", "cross-entropy loss", tag=tag)
     steps, values = binned(loss)
     marker = "o" if len(loss) < 20 else None
-    ax.plot(steps, values, color="tab:blue", alpha=0.35, lw=0.6, marker=marker,
-            label="per step" if len(steps) == len(loss) else "binned per-step mean")
+    ax.plot(
+        steps,
+        values,
+        color="tab:blue",
+        alpha=0.35,
+        lw=0.6,
+        marker=marker,
+        label="per step" if len(steps) == len(loss) else "binned per-step mean",
+    )
     centres, means = binned(loss, bins=min(100, len(loss)))
     if len(loss) >= 200:
-        ax.plot(centres, means, color="tab:blue", lw=1.8,
-                label=f"mean of every {len(loss) // len(centres)} steps")
+        ax.plot(
+            centres,
+            means,
+            color="tab:blue",
+            lw=1.8,
+            label=f"mean of every {len(loss) // len(centres)} steps",
+        )
     # a loss that spans decades (a diverging run) reads better on a log axis
     finite = loss[np.isfinite(loss)]
     if len(finite) and finite.min() > 0 and finite.max() / finite.min() > 100:
@@ -165,8 +198,12 @@ def plot_loss(loss: np.ndarray, path: Path, tag: str = "") -> Path:
     return _save(fig, path)
 
 
-def plot_run(run_dir: Path, stats: dict, series: dict[str, np.ndarray],
-             maps: dict[tuple[int, int], np.ndarray] | None = None) -> list[Path]:
+def plot_run(
+    run_dir: Path,
+    stats: dict,
+    series: dict[str, np.ndarray],
+    maps: dict[tuple[int, int], np.ndarray] | None = None,
+) -> list[Path]:
     """Every figure of a run directory; returns the paths written.
 
     `maps` is {(step, layer): (batch, units) bool}, as `read_saturation_maps` gives.
@@ -179,16 +216,26 @@ def plot_run(run_dir: Path, stats: dict, series: dict[str, np.ndarray],
         k = snap["step"]
         paths.append(plot_activations(snap, run_dir / f"act_hist_step{k}.png", tag))
         paths.append(plot_gradients(snap, run_dir / f"grad_hist_step{k}.png", tag))
-        paths.append(plot_weight_grads(snap, stats["params"],
-                                       run_dir / f"weight_grad_hist_step{k}.png", tag))
+        paths.append(
+            plot_weight_grads(
+                snap, stats["params"], run_dir / f"weight_grad_hist_step{k}.png", tag
+            )
+        )
         for a in snap["activations"]:
             if (k, a["layer"]) in maps:
                 path = run_dir / saturation_png(k, a["layer"])
-                paths.append(plot_saturation_map(maps[(k, a["layer"])], k, a,
-                                                 threshold, path))
+                paths.append(
+                    plot_saturation_map(maps[(k, a["layer"])], k, a, threshold, path)
+                )
     if len(series["loss"]):
-        paths.append(plot_update_to_data(stats["params"], series["update_to_data"],
-                                         run_dir / "update_to_data.png", tag))
+        paths.append(
+            plot_update_to_data(
+                stats["params"],
+                series["update_to_data"],
+                run_dir / "update_to_data.png",
+                tag,
+            )
+        )
         paths.append(plot_loss(series["loss"], run_dir / "loss.png", tag))
     return paths
 
@@ -208,10 +255,23 @@ def _grid(n: int, sharex: bool, sharey: bool, title: str):
     nrows = math.ceil(n / ncols)
     # NOTE: fixed margins instead of tight_layout, which costs as much as the drawing
     height = 3.3 * nrows + 0.8
-    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, height), dpi=100,
-                             sharex=sharex, sharey=sharey, squeeze=False)
-    fig.subplots_adjust(left=0.75 / (5.2 * ncols), right=0.99, top=1 - 0.8 / height,
-                        bottom=0.7 / height, wspace=0.22, hspace=0.42)
+    fig, axes = plt.subplots(
+        nrows,
+        ncols,
+        figsize=(5.2 * ncols, height),
+        dpi=100,
+        sharex=sharex,
+        sharey=sharey,
+        squeeze=False,
+    )
+    fig.subplots_adjust(
+        left=0.75 / (5.2 * ncols),
+        right=0.99,
+        top=1 - 0.8 / height,
+        bottom=0.7 / height,
+        wspace=0.22,
+        hspace=0.42,
+    )
     for ax in axes.flat[n:]:
         ax.remove()
     fig.suptitle(title)
@@ -265,9 +325,11 @@ def plot_compare_hists(family: str, record: dict, rows: list[list], path: Path) 
     """Each aligned layer's histogram from every run, overlaid; one panel per row."""
     labels = [r["label"] for r in record["runs"]]
     meta = record["families"][family]
-    titles = {"act": ("activation distribution", "activation value"),
-              "grad": ("activation gradient distribution", "gradient value"),
-              "weight": ("weight gradient distribution", "gradient value")}[family]
+    titles = {
+        "act": ("activation distribution", "activation value"),
+        "grad": ("activation gradient distribution", "gradient value"),
+        "weight": ("weight gradient distribution", "gradient value"),
+    }[family]
     steps = " / ".join(map(str, sorted({r["step"] for r in record["runs"]})))
     share = family != "weight"
     fig, axes = _grid(len(rows), share, share, f"{titles[0]} · step {steps}, by run")
@@ -283,8 +345,13 @@ def plot_compare_hists(family: str, record: dict, rows: list[list], path: Path) 
             edges = np.asarray(r["hist"]["edges"])
             centres = (edges[:-1] + edges[1:]) / 2
             who = label if same else f"{label} · {names[i]}"
-            ax.plot(centres, r["hist"]["density"], color=_colour(i), lw=1.2,
-                    label=f"{who}: {_hist_label(family, r)}")
+            ax.plot(
+                centres,
+                r["hist"]["density"],
+                color=_colour(i),
+                lw=1.2,
+                label=f"{who}: {_hist_label(family, r)}",
+            )
         ax.legend(fontsize=7, loc="upper right")
         ax.grid(alpha=0.3)
 
@@ -301,10 +368,14 @@ def plot_compare_depth(record: dict, path: Path) -> Path:
     rows = record["families"]["act"]
     ks = [row["row"] for row in rows]
     for i, run in enumerate(record["runs"]):
-        std = [np.nan if v is None else v
-               for v in (row["stats"]["std"]["values"][i] for row in rows)]
-        sat = [np.nan if v is None else v
-               for v in (row["stats"]["saturated"]["values"][i] for row in rows)]
+        std = [
+            np.nan if v is None else v
+            for v in (row["stats"]["std"]["values"][i] for row in rows)
+        ]
+        sat = [
+            np.nan if v is None else v
+            for v in (row["stats"]["saturated"]["values"][i] for row in rows)
+        ]
         left.plot(ks, std, marker="o", color=_colour(i), label=run["label"])
         right.plot(ks, sat, marker="o", color=_colour(i), label=run["label"])
     limit = record["thresholds"]["saturated_max"]
@@ -347,8 +418,9 @@ def plot_compare_updates(record: dict, series: list[np.ndarray], path: Path) -> 
     for k, (ax, info) in enumerate(zip(axes, meta, strict=True)):
         names = info["names"]
         same = len(set(names)) == 1
-        ax.set_title(f"#{info['row']} " + (names[0] if same else "(weights differ)"),
-                     fontsize=10)
+        ax.set_title(
+            f"#{info['row']} " + (names[0] if same else "(weights differ)"), fontsize=10
+        )
         ax.axhspan(low, high, color="tab:green", alpha=0.08)
         ax.axhline(GUIDE, color="black", ls="--", lw=1)
         for i, run in enumerate(record["runs"]):
@@ -367,18 +439,23 @@ def plot_compare_updates(record: dict, series: list[np.ndarray], path: Path) -> 
     return _save(fig, path, tight=False)
 
 
-def plot_compare(folder: Path, record: dict, hists: dict[str, list],
-                 series: list[np.ndarray]) -> list[Path]:
+def plot_compare(
+    folder: Path, record: dict, hists: dict[str, list], series: list[np.ndarray]
+) -> list[Path]:
     """Every comparison picture; `hists` maps act, grad and weight to aligned rows."""
-    paths = [plot_compare_hists(f, record, rows, folder / f"compare_{f}_hist.png")
-             for f, rows in hists.items()]
+    paths = [
+        plot_compare_hists(f, record, rows, folder / f"compare_{f}_hist.png")
+        for f, rows in hists.items()
+    ]
     paths.append(plot_compare_depth(record, folder / "compare_act_depth.png"))
     updates = folder / "compare_update_to_data.png"
     paths.append(plot_compare_updates(record, series, updates))
     return paths
 
-def plot_saturation_map(saturated: np.ndarray, step: int, act: dict, threshold: float,
-                        path: Path) -> Path:
+
+def plot_saturation_map(
+    saturated: np.ndarray, step: int, act: dict, threshold: float, path: Path
+) -> Path:
     """Examples by units, light where |t| > threshold; a light column is a dead unit.
 
     Args: saturated (batch, units) bool; act is the layer's activation record.
@@ -386,21 +463,26 @@ def plot_saturation_map(saturated: np.ndarray, step: int, act: dict, threshold: 
     batch, units = saturated.shape
     dead = np.flatnonzero(saturated.all(axis=0))
     fig, ax = plt.subplots(figsize=(10, 1.2 + 0.06 * batch), dpi=110)
-    ax.imshow(saturated, cmap="gray", vmin=0, vmax=1, aspect="auto",
-              interpolation="nearest")
+    ax.imshow(
+        saturated, cmap="gray", vmin=0, vmax=1, aspect="auto", interpolation="nearest"
+    )
 
     # outline the dead units so they stand out from merely busy columns
     for unit in dead:
-        ax.add_patch(plt.Rectangle((unit - 0.5, -0.5), 1, batch, fill=False,
-                                   edgecolor="red", lw=1.2))
+        ax.add_patch(
+            plt.Rectangle(
+                (unit - 0.5, -0.5), 1, batch, fill=False, edgecolor="red", lw=1.2
+            )
+        )
     outlined = " (outlined in red)" if len(dead) else ""
-    ax.set_title(f"layer {act['layer']} ({act['kind']}) · step {step} · "
-                 f"|t| > {threshold:g} in white · dead units: {len(dead)} of {units}"
-                 f"{outlined}")
+    ax.set_title(
+        f"layer {act['layer']} ({act['kind']}) · step {step} · "
+        f"|t| > {threshold:g} in white · dead units: {len(dead)} of {units}"
+        f"{outlined}"
+    )
     ax.set_xlabel("unit")
     ax.set_ylabel("example in batch")
     return _save(fig, path)
-
 
 
 # ---------------------------------------------------------------------------
@@ -412,8 +494,16 @@ def _panels(n: int, title: str, logy: bool = False):
     cols = min(n, 4)
     rows = -(-n // cols)
     size = (3.4 * cols + 1.8, 2.7 * rows + 0.7)
-    fig, axes = plt.subplots(rows, cols, figsize=size, dpi=110, sharex=True,
-                             sharey=True, squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        rows,
+        cols,
+        figsize=size,
+        dpi=110,
+        sharex=True,
+        sharey=True,
+        squeeze=False,
+        layout="constrained",
+    )
     fig.suptitle(title)
     flat = list(axes.flat)
     for ax in flat[n:]:
@@ -486,8 +576,12 @@ def _finish(fig, axes, xlabel: str, ylabel: str, path: Path) -> Path:
             entries.setdefault(label, handle)
     labels = sorted(entries, key=_legend_order(list(entries)))
     if labels:
-        fig.legend([entries[label] for label in labels], labels,
-                   loc="outside right upper", fontsize=8)
+        fig.legend(
+            [entries[label] for label in labels],
+            labels,
+            loc="outside right upper",
+            fontsize=8,
+        )
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)
@@ -500,11 +594,15 @@ def plot_sweep_depth(record: dict, path: Path) -> Path:
     points = [p for p in record["points"] if p["layers"]]
     has_sat = any(r["saturated"] is not None for p in points for r in p["layers"])
     keys = ["act_std", "saturated", "grad_std"] if has_sat else ["act_std", "grad_std"]
-    names = {"act_std": "activation std", "saturated": "saturated (% with |t| > 0.97)",
-             "grad_std": "activation gradient std (log)"}
+    names = {
+        "act_std": "activation std",
+        "saturated": "saturated (% with |t| > 0.97)",
+        "grad_std": "activation gradient std (log)",
+    }
     size = (4.2 * len(keys) + 1.8, 4.0)
-    fig, axes = plt.subplots(1, len(keys), figsize=size, dpi=110, sharex=True,
-                             layout="constrained")
+    fig, axes = plt.subplots(
+        1, len(keys), figsize=size, dpi=110, sharex=True, layout="constrained"
+    )
     fig.suptitle(f"per-layer statistics against depth · {_at_title(points)}")
     layers = sorted({r["layer"] for p in points for r in p["layers"]})
     for ax, key in zip(axes, keys, strict=True):
@@ -522,8 +620,9 @@ def plot_sweep_depth(record: dict, path: Path) -> Path:
     return _finish(fig, list(axes), "layer (index in the flat list)", "", path)
 
 
-def plot_sweep_hists(record: dict, runs: list[dict | None], part: str,
-                     path: Path) -> Path:
+def plot_sweep_hists(
+    record: dict, runs: list[dict | None], part: str, path: Path
+) -> Path:
     """Small multiples of one part's histograms (activations or gradients) per point.
 
     Gradient densities span orders of magnitude between gains, so their axis is log.
@@ -532,10 +631,12 @@ def plot_sweep_hists(record: dict, runs: list[dict | None], part: str,
     what = "activation" if part == "activations" else "activation gradient"
     title = f"{what} distribution per point · {_at_title(points)}"
     fig, axes = _panels(len(points), title, logy=part == "gradients")
-    snapshots = [_snapshot_at(run, p["at_step"]) for p, run in zip(points, runs,
-                                                                   strict=True)]
-    colors = _colors((r["layer"], r["kind"]) for snap in snapshots if snap
-                     for r in snap[part])
+    snapshots = [
+        _snapshot_at(run, p["at_step"]) for p, run in zip(points, runs, strict=True)
+    ]
+    colors = _colors(
+        (r["layer"], r["kind"]) for snap in snapshots if snap for r in snap[part]
+    )
     for ax, point, snapshot in zip(axes, points, snapshots, strict=True):
         ax.set_title(_point_title(point), fontsize=9)
         if snapshot is None:
@@ -547,19 +648,26 @@ def plot_sweep_hists(record: dict, runs: list[dict | None], part: str,
                 density = np.asarray(r["hist"]["density"], dtype=float)
                 if part == "gradients":
                     density[density <= 0] = np.nan
-                ax.plot((edges[:-1] + edges[1:]) / 2, density, lw=1,
-                        color=colors[(r["layer"], r["kind"])],
-                        label=f"layer {r['layer']} ({r['kind']})")
+                ax.plot(
+                    (edges[:-1] + edges[1:]) / 2,
+                    density,
+                    lw=1,
+                    color=colors[(r["layer"], r["kind"])],
+                    label=f"layer {r['layer']} ({r['kind']})",
+                )
     return _finish(fig, axes, f"{what} value", "density", path)
 
 
-def plot_sweep_update_to_data(record: dict, runs: list[dict | None],
-                              path: Path) -> Path:
+def plot_sweep_update_to_data(
+    record: dict, runs: list[dict | None], path: Path
+) -> Path:
     """log10 update:data of every 2-D weight over the steps, a panel per point."""
     points = record["points"]
     fig, axes = _panels(len(points), "update:data ratio over training, per point")
-    weights = [[p for p in run["stats"]["params"] if len(p["shape"]) == 2]
-               if run else [] for run in runs]
+    weights = [
+        [p for p in run["stats"]["params"] if len(p["shape"]) == 2] if run else []
+        for run in runs
+    ]
     colors = _colors(p["param"] for ps in weights for p in ps)
     for ax, point, run, params in zip(axes, points, runs, weights, strict=True):
         ax.set_title(_point_title(point), fontsize=9)
@@ -573,8 +681,14 @@ def plot_sweep_update_to_data(record: dict, runs: list[dict | None],
             ax.set_xticks(steps)
         for p in params:
             shape = "x".join(str(n) for n in p["shape"])
-            ax.plot(steps, ud[:, p["param"]], lw=0.9, marker=marker,
-                    color=colors[p["param"]], label=f"param {p['param']} ({shape})")
+            ax.plot(
+                steps,
+                ud[:, p["param"]],
+                lw=0.9,
+                marker=marker,
+                color=colors[p["param"]],
+                label=f"param {p['param']} ({shape})",
+            )
         ax.axhline(GUIDE, color="black", ls="--", lw=1.2, label="1e-3 guide")
     return _finish(fig, axes, "step", "log10 update:data", path)
 
@@ -592,25 +706,41 @@ def plot_sweep_loss(record: dict, runs: list[dict | None], path: Path) -> Path:
         marker = "o" if len(loss) < 20 else None
         if marker:
             ax.set_xticks(np.arange(1, len(loss) + 1))
-        ax.plot(np.arange(window, len(loss) + 1), smooth, lw=1.2, marker=marker,
-                color=_point_color(point), label=_point_title(point))
+        ax.plot(
+            np.arange(window, len(loss) + 1),
+            smooth,
+            lw=1.2,
+            marker=marker,
+            color=_point_color(point),
+            label=_point_title(point),
+        )
     if ax.lines:
         ax.legend(fontsize=8)
     return _save(fig, path)
 
 
-def plot_sweep(sweep_dir: Path, record: dict, runs: list[dict | None],
-               names: list[str] | None = None) -> list[Path]:
+def plot_sweep(
+    sweep_dir: Path,
+    record: dict,
+    runs: list[dict | None],
+    names: list[str] | None = None,
+) -> list[Path]:
     """Draw the figures of a sweep (all, or those in `names`); return their paths."""
     figures = {
         "sweep_depth.png": lambda path: plot_sweep_depth(record, path),
         "sweep_act_hist.png": lambda path: plot_sweep_hists(
-            record, runs, "activations", path),
+            record, runs, "activations", path
+        ),
         "sweep_grad_hist.png": lambda path: plot_sweep_hists(
-            record, runs, "gradients", path),
+            record, runs, "gradients", path
+        ),
         "sweep_update_to_data.png": lambda path: plot_sweep_update_to_data(
-            record, runs, path),
+            record, runs, path
+        ),
         "sweep_loss.png": lambda path: plot_sweep_loss(record, runs, path),
     }
-    return [draw(sweep_dir / name) for name, draw in figures.items()
-            if names is None or name in names]
+    return [
+        draw(sweep_dir / name)
+        for name, draw in figures.items()
+        if names is None or name in names
+    ]

@@ -9,8 +9,8 @@ units (saturated on every example) can be found and pictured.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -22,8 +22,11 @@ from actdiag import stats
 class Probe:
     """Watches (layer index, kind, module) triples; attach it around one step."""
 
-    def __init__(self, watched: list[tuple[int, str, nn.Module]],
-                 dead_threshold: float = stats.DEAD):
+    def __init__(
+        self,
+        watched: list[tuple[int, str, nn.Module]],
+        dead_threshold: float = stats.DEAD,
+    ):
         self.watched = watched
         self.dead_threshold = dead_threshold
         self.activations: dict[int, dict] = {}
@@ -31,7 +34,7 @@ class Probe:
         self.maps: dict[int, np.ndarray] = {}  # (batch, units) bool, tanh layers only
 
     @contextmanager
-    def attach(self) -> Iterator["Probe"]:
+    def attach(self) -> Iterator[Probe]:
         """Register the hooks for the duration of the block; always remove them."""
         self.activations, self.gradients, self.maps = {}, {}, {}
         handles = [

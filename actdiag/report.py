@@ -91,12 +91,18 @@ class Cell:
     markup: bool = False
 
 
-def table(columns: list[str], rows: list[list], title: str = "",
-          text_columns: tuple[int, ...] = (), caption: str = "") -> str:
+def table(
+    columns: list[str],
+    rows: list[list],
+    title: str = "",
+    text_columns: tuple[int, ...] = (),
+    caption: str = "",
+) -> str:
     """A plain table; `text_columns` are left-aligned, the rest are numbers.
 
     A cell may be a `Cell` to carry classes or a link; `caption` goes below.
     """
+
     def cell(tag: str, i: int, value) -> str:
         classes = ["text"] if i in text_columns else []
         text = esc(value)
@@ -116,11 +122,14 @@ def table(columns: list[str], rows: list[list], title: str = "",
     return f"{heading}<table><tr>{head}</tr>\n{body}</table>\n{below}"
 
 
-def numbers(columns: list[str], rows: list[list], label: str,
-            text_columns: tuple[int, ...] = ()) -> str:
+def numbers(
+    columns: list[str], rows: list[list], label: str, text_columns: tuple[int, ...] = ()
+) -> str:
     """A folded table holding the numbers behind a picture."""
-    return (f"<details><summary>{esc(label)}</summary>\n"
-            f"{table(columns, rows, '', text_columns)}</details>\n")
+    return (
+        f"<details><summary>{esc(label)}</summary>\n"
+        f"{table(columns, rows, '', text_columns)}</details>\n"
+    )
 
 
 def image(title: str, png: bytes | None, caption: str, data: str = "") -> str:
@@ -130,8 +139,10 @@ def image(title: str, png: bytes | None, caption: str, data: str = "") -> str:
     else:
         src = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
         img = f'<img alt="{esc(title)}" src="{src}">'
-    return (f"<figure><h3>{esc(title)}</h3>{img}\n"
-            f"<figcaption>{esc(caption)}</figcaption>\n{data}</figure>\n")
+    return (
+        f"<figure><h3>{esc(title)}</h3>{img}\n"
+        f"<figcaption>{esc(caption)}</figcaption>\n{data}</figure>\n"
+    )
 
 
 def findings_list(items: list[dict]) -> str:
@@ -143,15 +154,24 @@ def findings_list(items: list[dict]) -> str:
     groups: list[list[dict]] = []
     for f in items:
         key = (f["severity"], f["rule"], f["advice"])
-        if groups and (groups[-1][0]["severity"], groups[-1][0]["rule"],
-                       groups[-1][0]["advice"]) == key:
+        if (
+            groups
+            and (
+                groups[-1][0]["severity"],
+                groups[-1][0]["rule"],
+                groups[-1][0]["advice"],
+            )
+            == key
+        ):
             groups[-1].append(f)
         else:
             groups.append([f])
     counts = {s: sum(f["severity"] == s for f in items) for s in findings.SEVERITIES}
-    head = (f"<p>{len(items)} findings: {counts['bad']} bad, {counts['warn']} warn, "
-            f"{counts['info']} info. Each names the rule, the measured value and the "
-            "threshold it crossed (set in the config), and what to try.</p>\n")
+    head = (
+        f"<p>{len(items)} findings: {counts['bad']} bad, {counts['warn']} warn, "
+        f"{counts['info']} info. Each names the rule, the measured value and the "
+        "threshold it crossed (set in the config), and what to try.</p>\n"
+    )
     return head + "\n".join(_card(group) for group in groups) + "\n"
 
 
@@ -164,11 +184,13 @@ def _card(group: list[dict]) -> str:
             measured.append(f"threshold {_num(f['threshold'])}")
         numbers = f' <span class="rule">({esc(", ".join(measured))})</span>'
         lines.append(f"<li>{esc(f['message'])}{numbers if measured else ''}</li>")
-    return (f'<div class="finding {esc(first["severity"])}">'
-            f'<span class="badge">{esc(first["severity"])}</span>'
-            f'<span class="rule">rule {esc(first["rule"])}</span>'
-            f'<ul>{"".join(lines)}</ul>'
-            f'<div class="advice"><b>Try:</b> {esc(first["advice"])}</div></div>')
+    return (
+        f'<div class="finding {esc(first["severity"])}">'
+        f'<span class="badge">{esc(first["severity"])}</span>'
+        f'<span class="rule">rule {esc(first["rule"])}</span>'
+        f"<ul>{''.join(lines)}</ul>"
+        f'<div class="advice"><b>Try:</b> {esc(first["advice"])}</div></div>'
+    )
 
 
 def page(title: str, subtitle: str, sections: list[tuple[str, str, str]]) -> str:
@@ -176,9 +198,9 @@ def page(title: str, subtitle: str, sections: list[tuple[str, str, str]]) -> str
     nav = " ".join(f'<a href="#{esc(a)}">{esc(t)}</a>' for a, t, _ in sections)
     body = "".join(section(t, b, a) for a, t, b in sections)
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
         f"<title>{esc(title)}</title>\n<style>{STYLE}</style></head>\n"
-        f"<body><main><h1>{esc(title)}</h1>\n<p class=\"meta\">{esc(subtitle)}</p>\n"
+        f'<body><main><h1>{esc(title)}</h1>\n<p class="meta">{esc(subtitle)}</p>\n'
         f"<nav>{nav}</nav>\n{body}</main></body></html>\n"
     )
 
@@ -215,50 +237,90 @@ def _summary(stats: dict) -> str:
     val = _fmt(stats.get("val_loss"), ".4f")
     data = stats.get("data", {})
     steps = f"{stats['steps']} step" + ("" if stats["steps"] == 1 else "s")
-    return (f"{steps} · final loss {loss} · val loss {val} · "
-            f"{stats.get('n_params', '?')} parameters · data {data.get('path', '?')} "
-            f"(vocab {data.get('vocab_size', '?')}) · device {stats.get('device', '?')}"
-            f" · {stats.get('seconds', 0):.1f} s")
+    return (
+        f"{steps} · final loss {loss} · val loss {val} · "
+        f"{stats.get('n_params', '?')} parameters · data {data.get('path', '?')} "
+        f"(vocab {data.get('vocab_size', '?')}) · device {stats.get('device', '?')}"
+        f" · {stats.get('seconds', 0):.1f} s"
+    )
 
 
 def _pairs(items: list[tuple[str, object]], per_row: int = 4) -> list[list]:
     """key, value pairs laid out `per_row` to a table row."""
-    flat = [x for key, value in items for x in (key, _num(value) if isinstance(
-        value, float) else value)]
+    flat = [
+        x
+        for key, value in items
+        for x in (key, _num(value) if isinstance(value, float) else value)
+    ]
     width = 2 * per_row
-    rows = [flat[i:i + width] for i in range(0, len(flat), width)]
+    rows = [flat[i : i + width] for i in range(0, len(flat), width)]
     return [row + [""] * (width - len(row)) for row in rows]
 
 
 def _config_body(stats: dict) -> str:
     thresholds = stats.get("thresholds") or findings.thresholds_from(stats["config"])
-    keys = [(k, "shipped names file" if k == "data" and v is None else v)
-            for k, v in stats["config"].items() if k not in thresholds]
+    keys = [
+        (k, "shipped names file" if k == "data" and v is None else show_value(v))
+        for k, v in stats["config"].items()
+        if k not in thresholds
+    ]
     columns = ["key", "value"] * 4
     text = tuple(range(8))
-    return (table(columns, _pairs(keys), "resolved config", text)
-            + table(columns, _pairs(list(thresholds.items())),
-                    "thresholds the findings used (config keys)", text))
+    return table(columns, _pairs(keys), "resolved config", text) + table(
+        columns,
+        _pairs(list(thresholds.items())),
+        "thresholds the findings used (config keys)",
+        text,
+    )
 
 
 def _snapshot_tables(snap: dict, names: dict[int, str]) -> str:
     k = snap["step"]
-    acts = [[a["layer"], a["kind"], _fmt(a["mean"], "+.2f"), _fmt(a["std"], ".2f"),
-             "n/a" if a.get("saturated") is None else f"{a['saturated']:.2f}%",
-             _num(a.get("dead_units"))] for a in snap["activations"]]
-    grads = [[g["layer"], g["kind"], _fmt(g["mean"], "+f"), _fmt(g["std"], "e")]
-             for g in snap["gradients"]]
-    weights = [[w["param"], names.get(w["param"], ""), _shape(w["shape"]),
-                _fmt(w["mean"], "+f"),
-                _fmt(w["std"], "e"), _fmt(w["grad_to_data"], "e")]
-               for w in snap["weights"]]
+    acts = [
+        [
+            a["layer"],
+            a["kind"],
+            _fmt(a["mean"], "+.2f"),
+            _fmt(a["std"], ".2f"),
+            "n/a" if a.get("saturated") is None else f"{a['saturated']:.2f}%",
+            _num(a.get("dead_units")),
+        ]
+        for a in snap["activations"]
+    ]
+    grads = [
+        [g["layer"], g["kind"], _fmt(g["mean"], "+f"), _fmt(g["std"], "e")]
+        for g in snap["gradients"]
+    ]
+    weights = [
+        [
+            w["param"],
+            names.get(w["param"], ""),
+            _shape(w["shape"]),
+            _fmt(w["mean"], "+f"),
+            _fmt(w["std"], "e"),
+            _fmt(w["grad_to_data"], "e"),
+        ]
+        for w in snap["weights"]
+    ]
     return (
-        table(["layer", "kind", "mean", "std", "saturated", "dead units"], acts,
-              f"activations · step {k} (loss {_fmt(snap.get('loss'), '.4f')})", (1,))
-        + table(["layer", "kind", "mean", "std"], grads,
-                f"activation gradients · step {k}", (1,))
-        + table(["param", "name", "shape", "mean", "std", "grad:data"], weights,
-                f"weight gradients · step {k}", (1,))
+        table(
+            ["layer", "kind", "mean", "std", "saturated", "dead units"],
+            acts,
+            f"activations · step {k} (loss {_fmt(snap.get('loss'), '.4f')})",
+            (1,),
+        )
+        + table(
+            ["layer", "kind", "mean", "std"],
+            grads,
+            f"activation gradients · step {k}",
+            (1,),
+        )
+        + table(
+            ["param", "name", "shape", "mean", "std", "grad:data"],
+            weights,
+            f"weight gradients · step {k}",
+            (1,),
+        )
     )
 
 
@@ -270,8 +332,15 @@ def _update_rows(stats: dict, ud: np.ndarray, tail: int) -> list[list]:
         column = ud[-tail:, p["param"]] if len(ud) else np.empty(0)
         finite = column[np.isfinite(column)]
         mean = float(finite.mean()) if len(finite) else None
-        rows.append([p["param"], p["name"], _shape(p["shape"]),
-                     _fmt(p.get("update_to_data"), "+.2f"), _fmt(mean, "+.2f")])
+        rows.append(
+            [
+                p["param"],
+                p["name"],
+                _shape(p["shape"]),
+                _fmt(p.get("update_to_data"), "+.2f"),
+                _fmt(mean, "+.2f"),
+            ]
+        )
     return rows
 
 
@@ -293,8 +362,12 @@ def _tables_body(stats: dict, ud: np.ndarray) -> str:
     body = READING + "".join(_snapshot_tables(s, names) for s in stats["snapshots"])
     tail = max(1, len(ud) // 10)
     columns = ["param", "name", "shape", "last step", f"mean of last {tail}"]
-    return body + table(columns, _update_rows(stats, ud, tail),
-                        f"update:data (log10, guide {GUIDE:g}) · {len(ud)} steps", (1,))
+    return body + table(
+        columns,
+        _update_rows(stats, ud, tail),
+        f"update:data (log10, guide {GUIDE:g}) · {len(ud)} steps",
+        (1,),
+    )
 
 
 def _png(run_dir: Path, name: str) -> bytes | None:
@@ -321,22 +394,32 @@ def _snapshot_images(run_dir: Path, snap: dict, maps: dict) -> str:
     k, out = snap["step"], []
     layer = lambda r: f"layer {r['layer']}"  # noqa: E731
     param = lambda r: f"param {r['param']}"  # noqa: E731
-    out.append(image(
-        f"activation distribution · step {k}", _png(run_dir, f"act_hist_step{k}.png"),
-        "Density of each watched layer's output. Mass piled at -1 and +1 means "
-        "saturated tanh units; a narrow spike at 0 means activations collapsed.",
-        _hist_numbers(snap["activations"], layer)))
-    out.append(image(
-        f"activation gradient distribution · step {k}",
-        _png(run_dir, f"grad_hist_step{k}.png"),
-        "Density of the gradient of each watched layer's output. Healthy layers "
-        "overlap; spreads that differ by layer mean gradients vanish or explode.",
-        _hist_numbers(snap["gradients"], layer)))
-    out.append(image(
-        f"weight gradient distribution · step {k}",
-        _png(run_dir, f"weight_grad_hist_step{k}.png"),
-        "Density of each 2-D weight's gradient; the legend gives its grad:data ratio.",
-        _hist_numbers(snap["weights"], param)))
+    out.append(
+        image(
+            f"activation distribution · step {k}",
+            _png(run_dir, f"act_hist_step{k}.png"),
+            "Density of each watched layer's output. Mass piled at -1 and +1 means "
+            "saturated tanh units; a narrow spike at 0 means activations collapsed.",
+            _hist_numbers(snap["activations"], layer),
+        )
+    )
+    out.append(
+        image(
+            f"activation gradient distribution · step {k}",
+            _png(run_dir, f"grad_hist_step{k}.png"),
+            "Density of the gradient of each watched layer's output. Healthy layers "
+            "overlap; spreads that differ by layer mean gradients vanish or explode.",
+            _hist_numbers(snap["gradients"], layer),
+        )
+    )
+    out.append(
+        image(
+            f"weight gradient distribution · step {k}",
+            _png(run_dir, f"weight_grad_hist_step{k}.png"),
+            "Density of each 2-D weight's gradient; the legend gives its grad:data ratio.",
+            _hist_numbers(snap["weights"], param),
+        )
+    )
     for a in snap["activations"]:
         if (k, a["layer"]) in maps:
             out.append(_saturation_image(run_dir, k, a, maps[(k, a["layer"])]))
@@ -347,14 +430,19 @@ def _saturation_image(run_dir: Path, step: int, act: dict, sat: np.ndarray) -> s
     per_unit = sat.sum(axis=0)
     dead = [int(u) for u in np.flatnonzero(sat.all(axis=0))]
     rows = [[u, int(n), f"{100 * n / len(sat):.0f}%"] for u, n in enumerate(per_unit)]
-    data = numbers(["unit", "examples saturated", "share of batch"], rows,
-                   f"numbers behind this picture (dead units: {dead or 'none'})")
+    data = numbers(
+        ["unit", "examples saturated", "share of batch"],
+        rows,
+        f"numbers behind this picture (dead units: {dead or 'none'})",
+    )
     return image(
         f"saturation map · layer {act['layer']} ({act['kind']}) · step {step}",
         _png(run_dir, artifacts.saturation_png(step, act["layer"])),
         "Rows are the examples of the batch, columns the units; white where the "
         "unit saturates on that example. A white column is a dead unit: saturated "
-        "on every example, it passes no gradient.", data)
+        "on every example, it passes no gradient.",
+        data,
+    )
 
 
 def _series_images(run_dir: Path, stats: dict, series: dict) -> str:
@@ -364,18 +452,27 @@ def _series_images(run_dir: Path, stats: dict, series: dict) -> str:
     rows = [[i + 1, f"{loss[i]:.4f}"] for i in _every(len(loss))]
     note = "" if len(loss) <= MAX_ROWS else f" at {len(rows)} evenly spaced steps"
     caption = "Cross-entropy of each training batch" + (
-        "; the dark line is a running mean." if len(loss) >= 200 else ".")
-    out = image("training loss", _png(run_dir, "loss.png"), caption,
-                numbers(["step", "loss"], rows, f"numbers behind this picture{note}"))
+        "; the dark line is a running mean." if len(loss) >= 200 else "."
+    )
+    out = image(
+        "training loss",
+        _png(run_dir, "loss.png"),
+        caption,
+        numbers(["step", "loss"], rows, f"numbers behind this picture{note}"),
+    )
     weights = [p for p in stats["params"] if len(p["shape"]) == 2]
     columns = ["step"] + [f"param {p['param']} {_shape(p['shape'])}" for p in weights]
-    rows = [[i + 1] + [_fmt(_finite(ud[i, p["param"]]), "+.3f") for p in weights]
-            for i in _every(len(ud))]
+    rows = [
+        [i + 1] + [_fmt(_finite(ud[i, p["param"]]), "+.3f") for p in weights]
+        for i in _every(len(ud))
+    ]
     return out + image(
-        "update:data ratio over training", _png(run_dir, "update_to_data.png"),
+        "update:data ratio over training",
+        _png(run_dir, "update_to_data.png"),
         "log10(std(lr·grad) / std(weight)) of each 2-D weight at every step. About "
         "-3 (dashed line) is healthy; well below learns slowly, well above too fast.",
-        numbers(columns, rows, f"numbers behind this picture (log10){note}"))
+        numbers(columns, rows, f"numbers behind this picture (log10){note}"),
+    )
 
 
 def _finite(value) -> float | None:
@@ -399,8 +496,9 @@ def run_report(run_dir: Path) -> str:
         ("training", "Loss and update:data", _series_images(run_dir, stats, series)),
         ("snapshots", "Distributions and saturation", pictures),
     ]
-    return page(f"actdiag run · {stats.get('name', run_dir.name)}", _summary(stats),
-                sections)
+    return page(
+        f"actdiag run · {stats.get('name', run_dir.name)}", _summary(stats), sections
+    )
 
 
 def write_run_report(run_dir: Path) -> Path:
@@ -432,7 +530,8 @@ def read_record(folder: Path, name: str, what: str) -> dict:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as err:
         raise ActdiagError(
-            f"{path}: unreadable or corrupt {what} file ({err})") from None
+            f"{path}: unreadable or corrupt {what} file ({err})"
+        ) from None
     if not isinstance(record, dict) or record.get("schema", 1) != 1:
         raise ActdiagError(f"{path}: not a {what} file this actdiag reads (schema)")
     return record
@@ -456,12 +555,15 @@ def _point_run(sweep_dir: Path, point: dict) -> dict | None:
 def _report_link(sweep_dir: Path, point: dict) -> Cell | str:
     """A relative link to a point's own report.html, when it exists."""
     run_dir = point.get("run_dir")
-    if not isinstance(run_dir, str) or not (sweep_dir / run_dir / artifacts.REPORT
-                                            ).is_file():
+    if (
+        not isinstance(run_dir, str)
+        or not (sweep_dir / run_dir / artifacts.REPORT).is_file()
+    ):
         return "no report"
     href = quote(f"{run_dir}/{artifacts.REPORT}", safe="/=,+")
-    return Cell(f'<a href="{esc(href)}">{esc(run_dir)}/{artifacts.REPORT}</a>',
-                markup=True)
+    return Cell(
+        f'<a href="{esc(href)}">{esc(run_dir)}/{artifacts.REPORT}</a>', markup=True
+    )
 
 
 def _status(status: str) -> Cell:
@@ -472,29 +574,54 @@ def _counts(run: dict | None) -> str:
     if run is None:
         return "n/a"
     items = run["stats"].get("findings", [])
-    return " / ".join(str(sum(f["severity"] == s for f in items))
-                      for s in findings.SEVERITIES)
+    return " / ".join(
+        str(sum(f["severity"] == s for f in items)) for s in findings.SEVERITIES
+    )
 
 
 def _sweep_points_body(sweep_dir: Path, record: dict, runs: list) -> str:
     keys = record.get("keys", [])
     swept = "; ".join(
-        f"<b>{esc(k)}</b> over " + ", ".join(
-            esc(p["labels"].get(k, "?")) for p in _distinct(record["points"], k))
-        for k in keys)
+        f"<b>{esc(k)}</b> over "
+        + ", ".join(
+            esc(p["labels"].get(k, "?")) for p in _distinct(record["points"], k)
+        )
+        for k in keys
+    )
     given = [f"config {record['config']}" if record.get("config") else "the defaults"]
     given += [f"--set {s}" for s in record.get("set") or []]
     if record.get("steps") is not None:
         given.append(f"--steps {record['steps']}")
-    intro = (f"<p>Swept: {swept}. Every other key as in {esc(', '.join(given))}. "
-             f"{len(record['points'])} points, {record.get('jobs', '?')} at once."
-             "</p>\n")
-    columns = ["#", "point", *keys, "status", "steps", "seconds",
-               "findings bad / warn / info", "report", "error"]
-    rows = [[p["point"], p["label"], *(p["labels"].get(k, "") for k in keys),
-             _status(p["status"]), _num(p.get("steps")), _fmt(p.get("seconds"), ".1f"),
-             _counts(run), _report_link(sweep_dir, p), p.get("error") or ""]
-            for p, run in zip(record["points"], runs, strict=True)]
+    intro = (
+        f"<p>Swept: {swept}. Every other key as in {esc(', '.join(given))}. "
+        f"{len(record['points'])} points, {record.get('jobs', '?')} at once."
+        "</p>\n"
+    )
+    columns = [
+        "#",
+        "point",
+        *keys,
+        "status",
+        "steps",
+        "seconds",
+        "findings bad / warn / info",
+        "report",
+        "error",
+    ]
+    rows = [
+        [
+            p["point"],
+            p["label"],
+            *(p["labels"].get(k, "") for k in keys),
+            _status(p["status"]),
+            _num(p.get("steps")),
+            _fmt(p.get("seconds"), ".1f"),
+            _counts(run),
+            _report_link(sweep_dir, p),
+            p.get("error") or "",
+        ]
+        for p, run in zip(record["points"], runs, strict=True)
+    ]
     text = (1, *range(2, 3 + len(keys)), len(columns) - 2, len(columns) - 1)
     return intro + table(columns, rows, "", text)
 
@@ -515,8 +642,14 @@ def _at(points: list[dict]) -> str:
     return f"step {steps[0]}" if len(steps) == 1 else "first snapshot of each point"
 
 
-def _layer_table(points: list[dict], key: str, spec: str, title: str,
-                 limits: list[float | None] | None = None, caption: str = "") -> str:
+def _layer_table(
+    points: list[dict],
+    key: str,
+    spec: str,
+    title: str,
+    limits: list[float | None] | None = None,
+    caption: str = "",
+) -> str:
     """A row per watched layer, a column per point; red past the point's limit."""
     layers = sorted({(r["layer"], r["kind"]) for p in points for r in p["layers"]})
     by_layer = [{r["layer"]: r for r in p["layers"]} for p in points]
@@ -529,11 +662,17 @@ def _layer_table(points: list[dict], key: str, spec: str, title: str,
         past = value is not None and limit is not None and value > limit
         return Cell(_fmt(value, spec), "unhealthy" if past else "")
 
-    rows = [[layer, kind, *(cell(b, layer, m) for b, m in zip(by_layer, limits,
-                                                              strict=True))]
-            for layer, kind in layers]
-    return table(["layer", "kind", *(p["label"] for p in points)], rows, title, (1,),
-                 caption)
+    rows = [
+        [
+            layer,
+            kind,
+            *(cell(b, layer, m) for b, m in zip(by_layer, limits, strict=True)),
+        ]
+        for layer, kind in layers
+    ]
+    return table(
+        ["layer", "kind", *(p["label"] for p in points)], rows, title, (1,), caption
+    )
 
 
 def _saturation_limits(runs: list) -> list[float | None]:
@@ -542,7 +681,8 @@ def _saturation_limits(runs: list) -> list[float | None]:
     for run in runs:
         stats = {} if run is None else run["stats"]
         thresholds = stats.get("thresholds") or (
-            findings.thresholds_from(stats["config"]) if stats else {})
+            findings.thresholds_from(stats["config"]) if stats else {}
+        )
         limits.append(thresholds.get("saturation_threshold"))
     return limits
 
@@ -553,31 +693,69 @@ def _sweep_tables_body(record: dict, runs: list) -> str:
     if any(p["layers"] for p in points):
         limits = _saturation_limits(runs)
         shown = sorted({m for m in limits if m is not None})
-        red = ("Red: above the point's saturation_threshold ("
-               + ", ".join(f"{m:g}" for m in shown) + " %).") if shown else ""
+        red = (
+            (
+                "Red: above the point's saturation_threshold ("
+                + ", ".join(f"{m:g}" for m in shown)
+                + " %)."
+            )
+            if shown
+            else ""
+        )
         body += _layer_table(points, "act_std", ".2f", f"activation std · {at}")
-        body += _layer_table(points, "saturated", ".2f",
-                             f"saturated (% with |t| > 0.97) · {at}", limits, red)
-        body += _layer_table(points, "grad_std", ".2e",
-                             f"activation gradient std · {at}")
+        body += _layer_table(
+            points,
+            "saturated",
+            ".2f",
+            f"saturated (% with |t| > 0.97) · {at}",
+            limits,
+            red,
+        )
+        body += _layer_table(
+            points, "grad_std", ".2e", f"activation gradient std · {at}"
+        )
     rows = []
     for p in points:
         top = p.get("grad_to_data_max") or {}
-        rows.append([p["label"], _status(p["status"]), _num(p.get("steps")),
-                     _loss(p.get("loss")), _loss(p.get("val_loss")),
-                     _fmt(top.get("value"), ".2e"), _num(top.get("param")),
-                     _shape(top["shape"]) if top else "n/a"])
-    body += table(["point", "status", "steps", "final loss", "val loss",
-                   "largest grad:data", "param", "shape"], rows,
-                  f"per point · loss at the last step, grad:data at {at}", (0, 1))
+        rows.append(
+            [
+                p["label"],
+                _status(p["status"]),
+                _num(p.get("steps")),
+                _loss(p.get("loss")),
+                _loss(p.get("val_loss")),
+                _fmt(top.get("value"), ".2e"),
+                _num(top.get("param")),
+                _shape(top["shape"]) if top else "n/a",
+            ]
+        )
+    body += table(
+        [
+            "point",
+            "status",
+            "steps",
+            "final loss",
+            "val loss",
+            "largest grad:data",
+            "param",
+            "shape",
+        ],
+        rows,
+        f"per point · loss at the last step, grad:data at {at}",
+        (0, 1),
+    )
     shapes = {u["param"]: u["shape"] for p in points for u in p["update_to_data"]}
     values = [{u["param"]: u["value"] for u in p["update_to_data"]} for p in points]
-    rows = [[param, _shape(shapes[param]), *(_fmt(v.get(param), "+.2f")
-                                             for v in values)]
-            for param in sorted(shapes)]
+    rows = [
+        [param, _shape(shapes[param]), *(_fmt(v.get(param), "+.2f") for v in values)]
+        for param in sorted(shapes)
+    ]
     if rows:
-        body += table(["param", "shape", *(p["label"] for p in points)], rows,
-                      f"update:data at the last step (log10, guide {GUIDE:g})")
+        body += table(
+            ["param", "shape", *(p["label"] for p in points)],
+            rows,
+            f"update:data at the last step (log10, guide {GUIDE:g})",
+        )
     return body
 
 
@@ -598,11 +776,24 @@ def _sweep_numbers(name: str, record: dict, runs: list) -> str:
     points = record["points"]
     label = "numbers behind this picture"
     if name == "sweep_depth.png":
-        rows = [[p["label"], r["layer"], r["kind"], _fmt(r["act_std"], ".4f"),
-                 _fmt(r["saturated"], ".2f"), _fmt(r["grad_std"], ".3e")]
-                for p in points for r in p["layers"]]
-        return numbers(["point", "layer", "kind", "act std", "saturated %",
-                        "grad std"], rows, label, (0, 2))
+        rows = [
+            [
+                p["label"],
+                r["layer"],
+                r["kind"],
+                _fmt(r["act_std"], ".4f"),
+                _fmt(r["saturated"], ".2f"),
+                _fmt(r["grad_std"], ".3e"),
+            ]
+            for p in points
+            for r in p["layers"]
+        ]
+        return numbers(
+            ["point", "layer", "kind", "act std", "saturated %", "grad std"],
+            rows,
+            label,
+            (0, 2),
+        )
     if name in ("sweep_act_hist.png", "sweep_grad_hist.png"):
         part = "activations" if name == "sweep_act_hist.png" else "gradients"
         parts = []
@@ -618,19 +809,29 @@ def _sweep_numbers(name: str, record: dict, runs: list) -> str:
                 continue
             ud = run["series"].get("update_to_data", np.empty((0, 0)))
             weights = [w for w in run["stats"]["params"] if len(w["shape"]) == 2]
-            columns = ["step"] + [f"param {w['param']} {_shape(w['shape'])}"
-                                  for w in weights]
-            rows = [[i + 1] + [_fmt(_finite(ud[i, w["param"]]), "+.3f")
-                               for w in weights] for i in _every(len(ud))]
+            columns = ["step"] + [
+                f"param {w['param']} {_shape(w['shape'])}" for w in weights
+            ]
+            rows = [
+                [i + 1] + [_fmt(_finite(ud[i, w["param"]]), "+.3f") for w in weights]
+                for i in _every(len(ud))
+            ]
             parts.append(f"<h3>{esc(p['label'])}</h3>\n" + table(columns, rows))
         return _folded(f"{label} (log10, per point)", parts)
-    losses = [np.empty(0) if run is None else run["series"].get("loss", np.empty(0))
-              for run in runs]
+    losses = [
+        np.empty(0) if run is None else run["series"].get("loss", np.empty(0))
+        for run in runs
+    ]
     n = max((len(x) for x in losses), default=0)
-    rows = [[i + 1, *(_loss(float(x[i])) if i < len(x) else "" for x in losses)]
-            for i in _every(n)]
-    return numbers(["step", *(p["label"] for p in points)], rows,
-                   f"{label} (loss of each batch, before the running mean)")
+    rows = [
+        [i + 1, *(_loss(float(x[i])) if i < len(x) else "" for x in losses)]
+        for i in _every(n)
+    ]
+    return numbers(
+        ["step", *(p["label"] for p in points)],
+        rows,
+        f"{label} (loss of each batch, before the running mean)",
+    )
 
 
 def _snapshot(run: dict | None, step: int | None) -> dict | None:
@@ -671,9 +872,14 @@ SWEEP_CAPTIONS = {
 
 def _sweep_figures_body(sweep_dir: Path, record: dict, runs: list) -> str:
     return "".join(
-        image(title, _png(sweep_dir, name), SWEEP_CAPTIONS[name],
-              _sweep_numbers(name, record, runs))
-        for name, title in SWEEP_FIGURES)
+        image(
+            title,
+            _png(sweep_dir, name),
+            SWEEP_CAPTIONS[name],
+            _sweep_numbers(name, record, runs),
+        )
+        for name, title in SWEEP_FIGURES
+    )
 
 
 def _sweep_findings_body(sweep_dir: Path, record: dict, runs: list) -> str:
@@ -681,8 +887,10 @@ def _sweep_findings_body(sweep_dir: Path, record: dict, runs: list) -> str:
     for p, run in zip(record["points"], runs, strict=True):
         link = _report_link(sweep_dir, p)
         link = link.text if isinstance(link, Cell) else esc(link)
-        out.append(f'<h3 class="point" id="point-{p["point"]}">{esc(p["label"])} · '
-                   f'{esc(p["status"])} · {link}</h3>\n')
+        out.append(
+            f'<h3 class="point" id="point-{p["point"]}">{esc(p["label"])} · '
+            f"{esc(p['status'])} · {link}</h3>\n"
+        )
         if run is None:
             error = p.get("error") or "its run directory could not be read"
             out.append(f'<p class="missing">No findings: {esc(error)}.</p>\n')
@@ -698,18 +906,24 @@ def sweep_report(sweep_dir: Path) -> str:
         raise ActdiagError(f"{sweep_dir / SWEEP_FILE}: corrupt sweep file (no points)")
     runs = [_point_run(sweep_dir, p) for p in record["points"]]
     ok = sum(p["status"] == "ok" for p in record["points"])
-    subtitle = (f"{len(record['points'])} points ({ok} ok) · swept "
-                f"{', '.join(record.get('keys', []))} · "
-                f"{record.get('seconds', 0):.1f} s · {sweep_dir.name}")
+    subtitle = (
+        f"{len(record['points'])} points ({ok} ok) · swept "
+        f"{', '.join(record.get('keys', []))} · "
+        f"{record.get('seconds', 0):.1f} s · {sweep_dir.name}"
+    )
     sections = [
         ("points", "Points", _sweep_points_body(sweep_dir, record, runs)),
         ("tables", "Tables", _sweep_tables_body(record, runs)),
         ("figures", "Figures", _sweep_figures_body(sweep_dir, record, runs)),
-        ("findings", "Findings by point", _sweep_findings_body(sweep_dir, record,
-                                                                runs)),
+        (
+            "findings",
+            "Findings by point",
+            _sweep_findings_body(sweep_dir, record, runs),
+        ),
     ]
-    return page(f"actdiag sweep · {record.get('name', sweep_dir.name)}", subtitle,
-                sections)
+    return page(
+        f"actdiag sweep · {record.get('name', sweep_dir.name)}", subtitle, sections
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -720,38 +934,82 @@ COMPARE_FIGURES = (
     ("compare_grad_hist.png", "grad", "activation gradient distribution, by run"),
     ("compare_weight_hist.png", "weight", "weight gradient distribution, by run"),
     ("compare_act_depth.png", "act", "activation std and saturation by depth"),
-    ("compare_update_to_data.png", "update_to_data", "update:data over training, "
-     "by run"),
+    (
+        "compare_update_to_data.png",
+        "update_to_data",
+        "update:data over training, by run",
+    ),
 )
-FAMILY_TITLES = {"act": "activations", "grad": "activation gradients",
-                 "weight": "weight gradients", "update_to_data": "update:data (log10)"}
-FAMILY_STATS = {"act": ["std", "saturated"], "grad": ["std"],
-                "weight": ["std", "grad_to_data"], "update_to_data": ["update_to_data"]}
-STAT_NAMES = {"mean": "mean", "std": "std", "saturated": "saturated %",
-              "grad_to_data": "grad:data", "update_to_data": "update:data"}
-STAT_FORMATS = {("act", "std"): ".2f", ("act", "saturated"): ".2f",
-                ("update_to_data", "update_to_data"): "+.2f"}
+FAMILY_TITLES = {
+    "act": "activations",
+    "grad": "activation gradients",
+    "weight": "weight gradients",
+    "update_to_data": "update:data (log10)",
+}
+FAMILY_STATS = {
+    "act": ["std", "saturated"],
+    "grad": ["std"],
+    "weight": ["std", "grad_to_data"],
+    "update_to_data": ["update_to_data"],
+}
+STAT_NAMES = {
+    "mean": "mean",
+    "std": "std",
+    "saturated": "saturated %",
+    "grad_to_data": "grad:data",
+    "update_to_data": "update:data",
+}
+STAT_FORMATS = {
+    ("act", "std"): ".2f",
+    ("act", "saturated"): ".2f",
+    ("update_to_data", "update_to_data"): "+.2f",
+}
 
 
 def _runs_body(record: dict) -> str:
-    columns = ["run", "folder", "steps run", "compared step", "loss at that step",
-               "final loss", "val loss", "median grad:data"]
-    rows = [[r["label"], r["path"], _num(r.get("steps")), _num(r.get("step")),
-             _fmt(r.get("step_loss"), ".4f"), _fmt(r.get("loss"), ".4f"),
-             _fmt(r.get("val_loss"), ".4f"), _fmt(r.get("grad_to_data_median"), ".2e")]
-            for r in record["runs"]]
-    return ("<p>The first run is the baseline every change is measured against.</p>\n"
-            + table(columns, rows, "", (0, 1)))
+    columns = [
+        "run",
+        "folder",
+        "steps run",
+        "compared step",
+        "loss at that step",
+        "final loss",
+        "val loss",
+        "median grad:data",
+    ]
+    rows = [
+        [
+            r["label"],
+            r["path"],
+            _num(r.get("steps")),
+            _num(r.get("step")),
+            _fmt(r.get("step_loss"), ".4f"),
+            _fmt(r.get("loss"), ".4f"),
+            _fmt(r.get("val_loss"), ".4f"),
+            _fmt(r.get("grad_to_data_median"), ".2e"),
+        ]
+        for r in record["runs"]
+    ]
+    return (
+        "<p>The first run is the baseline every change is measured against.</p>\n"
+        + table(columns, rows, "", (0, 1))
+    )
 
 
 def _config_diff_body(record: dict) -> str:
     runs = record["runs"]
-    rows = [[key, *(show_value(v) for v in values)]
-            for key, values in record.get("config_diff", {}).items()]
+    rows = [
+        [key, *(show_value(v) for v in values)]
+        for key, values in record.get("config_diff", {}).items()
+    ]
     if not rows:
         rows = [["(none)", *("identical" for _ in runs)]]
-    return table(["key", *(r["label"] for r in runs)], rows,
-                 "config keys that differ (every other key is the same)", (0,))
+    return table(
+        ["key", *(r["label"] for r in runs)],
+        rows,
+        "config keys that differ (every other key is the same)",
+        (0,),
+    )
 
 
 def _stat_cell(cell: dict, spec: str, i: int) -> Cell | str:
@@ -782,17 +1040,23 @@ def _family_caption(record: dict, family: str) -> str:
     t = record["thresholds"]
     first = record["runs"][0]["label"]
     text = f"Against {first}: ×ratio for spreads, +difference otherwise."
-    marks = (" Shaded, ending in !: past the threshold now but not in the first run;"
-             " shaded, ending in ok: back within it.")
+    marks = (
+        " Shaded, ending in !: past the threshold now but not in the first run;"
+        " shaded, ending in ok: back within it."
+    )
     if family == "act":
         text += f" Red: saturated above {t['saturated_max']:g} %." + marks
     if family == "weight":
-        text += (f" Red: grad:data above {t['grad_to_data_outlier']:g}x the run's "
-                 "median." + marks)
+        text += (
+            f" Red: grad:data above {t['grad_to_data_outlier']:g}x the run's "
+            "median." + marks
+        )
     if family == "update_to_data":
         low, high = t["update_to_data_band"]
-        text += (f" Mean of the last {t['update_to_data_window']:.0%} of steps. "
-                 f"Red: outside [{low:g}, {high:g}]." + marks)
+        text += (
+            f" Mean of the last {t['update_to_data_window']:.0%} of steps. "
+            f"Red: outside [{low:g}, {high:g}]." + marks
+        )
     return text
 
 
@@ -810,43 +1074,74 @@ def _family_table(record: dict, family: str) -> str:
     columns = ["#", "layer" if family in ("act", "grad") else "weight"]
     columns += ["stat"] if len(stats) > 1 else []
     text = (1, 2) if len(stats) > 1 else (1,)
-    return table(columns + [r["label"] for r in runs], rows,
-                 f"{FAMILY_TITLES[family]} · {where}", text,
-                 _family_caption(record, family))
+    return table(
+        columns + [r["label"] for r in runs],
+        rows,
+        f"{FAMILY_TITLES[family]} · {where}",
+        text,
+        _family_caption(record, family),
+    )
 
 
 def _compare_tables_body(record: dict) -> str:
-    differ = any(len(set(row["names"])) > 1 for rows in record["families"].values()
-                 for row in rows)
-    note = (" Layer indices or shapes differ between runs: the layer column names "
-            "each run's own, in run order." if differ else "")
+    differ = any(
+        len(set(row["names"])) > 1
+        for rows in record["families"].values()
+        for row in rows
+    )
+    note = (
+        " Layer indices or shapes differ between runs: the layer column names "
+        "each run's own, in run order."
+        if differ
+        else ""
+    )
     alignment = record.get("alignment", "")
-    intro = (f"<p><b>Alignment:</b> {esc(alignment[:1].upper() + alignment[1:])}."
-             f"{esc(note)}</p>\n" + READING)
-    return intro + "".join(_family_table(record, f) for f in FAMILY_TITLES
-                           if f in record["families"])
+    intro = (
+        f"<p><b>Alignment:</b> {esc(alignment[:1].upper() + alignment[1:])}."
+        f"{esc(note)}</p>\n" + READING
+    )
+    return intro + "".join(
+        _family_table(record, f) for f in FAMILY_TITLES if f in record["families"]
+    )
 
 
 def _compare_numbers(name: str, family: str, record: dict) -> str:
     """The summary numbers behind one overlay picture, from compare.json."""
     runs = record["runs"]
     stats = {"compare_act_depth.png": ["std", "saturated"]}.get(
-        name, ["mean"] * (family != "update_to_data") + FAMILY_STATS[family])
+        name, ["mean"] * (family != "update_to_data") + FAMILY_STATS[family]
+    )
     rows = []
     for row in record["families"].get(family, []):
         for stat in stats:
             values = row["stats"][stat]["values"]
-            rows.append([row["row"], _row_name(row), STAT_NAMES[stat],
-                         *(_fmt(v, ".4g") for v in values)])
-    where = {"act": "histograms", "grad": "histograms", "weight": "histograms",
-             "update_to_data": "series"}[family]
+            rows.append(
+                [
+                    row["row"],
+                    _row_name(row),
+                    STAT_NAMES[stat],
+                    *(_fmt(v, ".4g") for v in values),
+                ]
+            )
+    where = {
+        "act": "histograms",
+        "grad": "histograms",
+        "weight": "histograms",
+        "update_to_data": "series",
+    }[family]
     source = "stats.json" if where == "histograms" else "series.npz"
-    label = (f"numbers behind this picture (the summary of each row; the full "
-             f"{where} are in each run's {source})")
+    label = (
+        f"numbers behind this picture (the summary of each row; the full "
+        f"{where} are in each run's {source})"
+    )
     if name == "compare_act_depth.png":
         label = "numbers behind this picture"
-    return numbers(["#", "layer or weight", "stat", *(r["label"] for r in runs)],
-                   rows, label, (1, 2))
+    return numbers(
+        ["#", "layer or weight", "stat", *(r["label"] for r in runs)],
+        rows,
+        label,
+        (1, 2),
+    )
 
 
 COMPARE_CAPTIONS = {
@@ -869,11 +1164,17 @@ def compare_report(folder: Path) -> str:
     for key in ("runs", "families", "thresholds"):
         if key not in record:
             raise ActdiagError(
-                f"{folder / COMPARE_FILE}: corrupt comparison file (no {key})")
+                f"{folder / COMPARE_FILE}: corrupt comparison file (no {key})"
+            )
     figures = "".join(
-        image(title, _png(folder, name), COMPARE_CAPTIONS[name],
-              _compare_numbers(name, family, record))
-        for name, family, title in COMPARE_FIGURES)
+        image(
+            title,
+            _png(folder, name),
+            COMPARE_CAPTIONS[name],
+            _compare_numbers(name, family, record),
+        )
+        for name, family, title in COMPARE_FIGURES
+    )
     sections = [
         ("runs", "Runs", _runs_body(record)),
         ("config", "Config difference", _config_diff_body(record)),
@@ -914,7 +1215,8 @@ def write_report(path: Path) -> Path:
     if path.is_dir() and not (path / artifacts.STATS).exists():
         raise ActdiagError(
             f"{path}: not a run, sweep or comparison folder (no {artifacts.STATS}, "
-            f"{SWEEP_FILE} or {COMPARE_FILE} inside)")
+            f"{SWEEP_FILE} or {COMPARE_FILE} inside)"
+        )
     return write_run_report(path)
 
 

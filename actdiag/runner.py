@@ -6,10 +6,10 @@ Prints nothing; progress goes through the callback.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -34,9 +34,14 @@ def data_path(cfg: Config) -> Path:
     return Path(cfg.data) if cfg.data else DEFAULT_DATA
 
 
-def run_experiment(cfg: Config, name: str, out: Path | None = None,
-                   progress: ProgressFn | None = None, plots: bool = True,
-                   on_start: Callable[[Path], None] | None = None) -> Run:
+def run_experiment(
+    cfg: Config,
+    name: str,
+    out: Path | None = None,
+    progress: ProgressFn | None = None,
+    plots: bool = True,
+    on_start: Callable[[Path], None] | None = None,
+) -> Run:
     """Train `cfg` and write its run directory (config, stats, series, plots).
 
     The data is read before the directory is made, so bad data leaves nothing
@@ -61,8 +66,13 @@ def run_experiment(cfg: Config, name: str, out: Path | None = None,
             ) from None
         raise
     series = {"loss": result.loss, "update_to_data": result.update_to_data}
-    stats = artifacts.write_run(run_dir, result, name, path,
-                                lambda record: findings.findings_record(record, series))
+    stats = artifacts.write_run(
+        run_dir,
+        result,
+        name,
+        path,
+        lambda record: findings.findings_record(record, series),
+    )
 
     # pictures, then the page that gathers everything
     if plots:

@@ -78,7 +78,9 @@ def std_ratio(num: torch.Tensor, den: torch.Tensor) -> tuple[float | None, str |
     return None, "the weight has zero spread"
 
 
-def grad_to_data(grad: torch.Tensor, weight: torch.Tensor) -> tuple[float | None, str | None]:
+def grad_to_data(
+    grad: torch.Tensor, weight: torch.Tensor
+) -> tuple[float | None, str | None]:
     """std(grad) / std(weight): how big a gradient is next to its weight.
 
     Around 1e-3 to 1e-2 is usual; a weight far above the others (the output layer

@@ -27,31 +27,46 @@ def activation_table(snapshot: dict) -> Table:
         table.add_column(name, justify="left" if name == "kind" else "right")
     for a in snapshot["activations"]:
         sat = NA if a.get("saturated") is None else f"{a['saturated']:.2f}%"
-        table.add_row(str(a["layer"]), a["kind"], fmt(a["mean"], "+.2f"),
-                      fmt(a["std"], ".2f"), sat)
+        table.add_row(
+            str(a["layer"]),
+            a["kind"],
+            fmt(a["mean"], "+.2f"),
+            fmt(a["std"], ".2f"),
+            sat,
+        )
     return table
 
 
 def gradient_table(snapshot: dict) -> Table:
     """Gradients of the watched activations: mean and std per layer."""
-    table = Table(title=f"activation gradients · step {snapshot['step']}",
-                  title_justify="left")
+    table = Table(
+        title=f"activation gradients · step {snapshot['step']}", title_justify="left"
+    )
     for name in ("layer", "kind", "mean", "std"):
         table.add_column(name, justify="left" if name == "kind" else "right")
     for g in snapshot["gradients"]:
-        table.add_row(str(g["layer"]), g["kind"], fmt(g["mean"], "+f"), fmt(g["std"], "e"))
+        table.add_row(
+            str(g["layer"]), g["kind"], fmt(g["mean"], "+f"), fmt(g["std"], "e")
+        )
     return table
 
 
 def weight_table(snapshot: dict) -> Table:
     """Weight gradients: mean, std and grad:data ratio of every 2-D parameter."""
-    table = Table(title=f"weight gradients · step {snapshot['step']}", title_justify="left")
+    table = Table(
+        title=f"weight gradients · step {snapshot['step']}", title_justify="left"
+    )
     for name in ("param", "shape", "mean", "std", "grad:data"):
         table.add_column(name, justify="right")
     for w in snapshot["weights"]:
         shape = "(" + ", ".join(str(n) for n in w["shape"]) + ")"
-        table.add_row(str(w["param"]), shape, fmt(w["mean"], "+f"), fmt(w["std"], "e"),
-                      fmt(w["grad_to_data"], "e"))
+        table.add_row(
+            str(w["param"]),
+            shape,
+            fmt(w["mean"], "+f"),
+            fmt(w["std"], "e"),
+            fmt(w["grad_to_data"], "e"),
+        )
     return table
 
 
@@ -59,8 +74,10 @@ def update_table(stats: dict, ud: np.ndarray) -> Table:
     """log10 update:data of every 2-D weight at the last step and over the last 10%."""
     steps = len(ud)
     tail = max(1, steps // 10)
-    table = Table(title=f"update:data (log10, guide {GUIDE:g}) · {steps} steps",
-                  title_justify="left")
+    table = Table(
+        title=f"update:data (log10, guide {GUIDE:g}) · {steps} steps",
+        title_justify="left",
+    )
     names = ("param", "shape", "last step", f"mean of last {tail}")
     for name in names if tail > 1 else names[:3]:
         table.add_column(name, justify="right")
@@ -80,7 +97,11 @@ def run_tables(stats: dict, ud: np.ndarray) -> list[Table]:
     """Every table of a run: three per snapshot, then the update:data summary."""
     tables = []
     for snapshot in stats["snapshots"]:
-        tables += [activation_table(snapshot), gradient_table(snapshot), weight_table(snapshot)]
+        tables += [
+            activation_table(snapshot),
+            gradient_table(snapshot),
+            weight_table(snapshot),
+        ]
     tables.append(update_table(stats, ud))
     return tables
 
@@ -90,19 +111,29 @@ def run_tables(stats: dict, ud: np.ndarray) -> list[Table]:
 
 DASH = "-"
 # (family, stat) -> format; activations as the lecture printed them
-STAT_FORMATS = {("act", "std"): ".2f", ("act", "saturated"): ".2f",
-                ("update_to_data", "update_to_data"): "+.2f"}
-STAT_NAMES = {"std": "std", "saturated": "saturated %", "grad_to_data": "grad:data",
-              "update_to_data": "update:data"}
+STAT_FORMATS = {
+    ("act", "std"): ".2f",
+    ("act", "saturated"): ".2f",
+    ("update_to_data", "update_to_data"): "+.2f",
+}
+STAT_NAMES = {
+    "std": "std",
+    "saturated": "saturated %",
+    "grad_to_data": "grad:data",
+    "update_to_data": "update:data",
+}
 
 
 def config_diff_table(record: dict) -> Table:
     """The config keys that differ, a column per run, then what each run reached."""
     runs = record["runs"]
     lines = [f"{r['label']}: {r['path']}" for r in runs]
-    table = Table(title="config difference (only keys that differ)",
-                  title_justify="left", caption="\n".join(lines),
-                  caption_justify="left")
+    table = Table(
+        title="config difference (only keys that differ)",
+        title_justify="left",
+        caption="\n".join(lines),
+        caption_justify="left",
+    )
     table.add_column("key")
     for r in runs:
         table.add_column(r["label"], justify="right")
@@ -139,15 +170,21 @@ def _row_label(row: dict) -> str:
     if "layer" in present[0]:
         ids = " | ".join(DASH if m is None else str(m["layer"]) for m in members)
         kinds = {m["kind"] for m in present}
-        return f"layer {ids} ({kinds.pop()})" if len(kinds) == 1 else " | ".join(
-            DASH if m is None else f"{m['layer']} ({m['kind']})" for m in members)
+        return (
+            f"layer {ids} ({kinds.pop()})"
+            if len(kinds) == 1
+            else " | ".join(
+                DASH if m is None else f"{m['layer']} ({m['kind']})" for m in members
+            )
+        )
     shapes = {tuple(m["shape"]) for m in present}
     if len(shapes) == 1:
         ids = " | ".join(DASH if m is None else str(m["param"]) for m in members)
         return f"param {ids} ({'x'.join(map(str, shapes.pop()))})"
     return "param " + " | ".join(
         DASH if m is None else f"{m['param']} ({'x'.join(map(str, m['shape']))})"
-        for m in members)
+        for m in members
+    )
 
 
 def _family_caption(record: dict, family: str) -> str:
@@ -158,8 +195,10 @@ def _family_caption(record: dict, family: str) -> str:
     if family == "act":
         lines.append(f"red: saturated above {t['saturated_max']:g} %{marks}")
     if family == "weight":
-        lines.append(f"red: grad:data above {t['grad_to_data_outlier']:g}x the run's "
-                     f"median{marks}")
+        lines.append(
+            f"red: grad:data above {t['grad_to_data_outlier']:g}x the run's "
+            f"median{marks}"
+        )
     if family == "update_to_data":
         low, high = t["update_to_data_band"]
         lines.append(f"mean of the last {t['update_to_data_window']:.0%} of steps")
@@ -174,8 +213,13 @@ def family_table(record: dict, family: str, title: str, stats: list[str]) -> Tab
     where = "step " + " / ".join(map(str, steps))
     if family == "update_to_data":
         where = "up to " + where
-    table = Table(title=f"{title} · {where}", title_justify="left", min_width=72,
-                  caption=_family_caption(record, family), caption_justify="left")
+    table = Table(
+        title=f"{title} · {where}",
+        title_justify="left",
+        min_width=72,
+        caption=_family_caption(record, family),
+        caption_justify="left",
+    )
     table.add_column("#", justify="right")
     table.add_column("layer" if family in ("act", "grad") else "weight")
     if len(stats) > 1:
@@ -197,13 +241,15 @@ def family_table(record: dict, family: str, title: str, stats: list[str]) -> Tab
     return table
 
 
-def compare_tables(record: dict, titles: dict[str, str],
-                   shown: dict[str, list[str]]) -> list[Table]:
+def compare_tables(
+    record: dict, titles: dict[str, str], shown: dict[str, list[str]]
+) -> list[Table]:
     """The config difference, then one table per family in `titles` order."""
     tables = [config_diff_table(record)]
     for family, title in titles.items():
         tables.append(family_table(record, family, title, shown[family]))
     return tables
+
 
 SEVERITY_STYLE = {"bad": "bold red", "warn": "bold yellow", "info": "bold green"}
 
@@ -220,7 +266,6 @@ def findings_text(findings: list[dict]) -> Text:
             text.append(f"     try: {f['advice']}\n", style="dim")
     text.rstrip()
     return text
-
 
 
 # ---------------------------------------------------------------------------
@@ -246,8 +291,9 @@ def sweep_layer_tables(record: dict) -> list[Table]:
     """Per watched layer, each point's activation std (saturated %) and gradient std."""
     points = record["points"]
     at = _at_title(points)
-    acts = _point_columns(f"activation std (saturated) · {at}", ("layer", "kind"),
-                          points)
+    acts = _point_columns(
+        f"activation std (saturated) · {at}", ("layer", "kind"), points
+    )
     grads = _point_columns(f"activation gradient std · {at}", ("layer", "kind"), points)
     rows = sorted({(r["layer"], r["kind"]) for p in points for r in p["layers"]})
     by_layer = [{r["layer"]: r for r in p["layers"]} for p in points]
@@ -289,8 +335,12 @@ def _loss(value: float | None) -> str:
 def sweep_point_table(record: dict) -> Table:
     """One row per point: status, steps, losses and the largest grad:data ratio."""
     at = _at_title(record["points"])
-    table = Table(title="points", title_justify="left", caption_justify="left",
-                  caption=f"loss: last step; max grad:data: {at}")
+    table = Table(
+        title="points",
+        title_justify="left",
+        caption_justify="left",
+        caption=f"loss: last step; max grad:data: {at}",
+    )
     # NOTE: the label may wrap; numbers never do
     table.add_column("point")
     table.add_column("status", no_wrap=True)
@@ -300,8 +350,12 @@ def sweep_point_table(record: dict) -> Table:
         top = p["grad_to_data_max"] or {}
         status = p["status"] if p["status"] == "ok" else f"[bold red]{p['status']}[/]"
         table.add_row(
-            p["label"], status, NA if p["steps"] is None else str(p["steps"]),
-            _loss(p["loss"]), _loss(p["val_loss"]), fmt(top.get("value"), ".2e"),
+            p["label"],
+            status,
+            NA if p["steps"] is None else str(p["steps"]),
+            _loss(p["loss"]),
+            _loss(p["val_loss"]),
+            fmt(top.get("value"), ".2e"),
             str(top.get("param", NA)),
         )
     return table

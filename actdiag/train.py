@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -61,7 +61,9 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ActdiagError("key 'device' is 'cuda' but torch sees no CUDA device; use cpu or auto")
+        raise ActdiagError(
+            "key 'device' is 'cuda' but torch sees no CUDA device; use cpu or auto"
+        )
     return torch.device(name)
 
 
@@ -78,7 +80,9 @@ def weight_records(model: MLP) -> list[dict]:
 
 
 @torch.no_grad()
-def split_loss(model: MLP, X: torch.Tensor, Y: torch.Tensor, device: torch.device) -> float:
+def split_loss(
+    model: MLP, X: torch.Tensor, Y: torch.Tensor, device: torch.device
+) -> float:
     """Loss over a whole split in evaluation mode (batchnorm uses running estimates)."""
     model.eval()
     try:
@@ -87,8 +91,12 @@ def split_loss(model: MLP, X: torch.Tensor, Y: torch.Tensor, device: torch.devic
         model.train()
 
 
-def train(cfg: Config, data: Dataset, progress: ProgressFn | None = None,
-          check_every: int | None = None) -> RunResult:
+def train(
+    cfg: Config,
+    data: Dataset,
+    progress: ProgressFn | None = None,
+    check_every: int | None = None,
+) -> RunResult:
     """Run `cfg.steps` SGD steps and record the statistics the config asks for.
 
     On the CPU a non-finite loss stops the run before its update. On CUDA the
@@ -105,8 +113,13 @@ def train(cfg: Config, data: Dataset, progress: ProgressFn | None = None,
         return _train(cfg, data, device, progress, check_every)
 
 
-def _train(cfg: Config, data: Dataset, device: torch.device,
-           progress: ProgressFn | None, check_every: int) -> RunResult:
+def _train(
+    cfg: Config,
+    data: Dataset,
+    device: torch.device,
+    progress: ProgressFn | None,
+    check_every: int,
+) -> RunResult:
     """The step loop of `train`, on `device`, with the torch threads already set."""
     start = time.perf_counter()
 
@@ -128,8 +141,9 @@ def _train(cfg: Config, data: Dataset, device: torch.device,
     try:
         for step in range(1, cfg.steps + 1):
             # minibatch, drawn on the CPU generator: every device sees the same batches
-            ix = torch.randint(0, Xtr.shape[0], (cfg.batch_size,), generator=g,
-                               pin_memory=pinned)
+            ix = torch.randint(
+                0, Xtr.shape[0], (cfg.batch_size,), generator=g, pin_memory=pinned
+            )
             ix = ix.to(device, non_blocking=True)
             Xb, Yb = Xtr[ix], Ytr[ix]  # (batch, context), (batch,)
             lr = cfg.lr_at(step)
@@ -150,8 +164,9 @@ def _train(cfg: Config, data: Dataset, device: torch.device,
             done = step
 
             # batched divergence check: one host sync every `check_every` steps
-            if check_every > 1 and (step % check_every == 0 or step == cfg.steps
-                                    or snapshot):
+            if check_every > 1 and (
+                step % check_every == 0 or step == cfg.steps or snapshot
+            ):
                 bad = _first_nonfinite(losses[checked:step])
                 if bad is not None:
                     result.diverged = done = checked + bad + 1
@@ -160,8 +175,14 @@ def _train(cfg: Config, data: Dataset, device: torch.device,
             if snapshot:
                 acts, grads = probe.records()
                 result.snapshots.append(
-                    {"step": step, "loss": loss.item(), "lr": lr, "activations": acts,
-                     "gradients": grads, "weights": weight_records(model)}
+                    {
+                        "step": step,
+                        "loss": loss.item(),
+                        "lr": lr,
+                        "activations": acts,
+                        "gradients": grads,
+                        "weights": weight_records(model),
+                    }
                 )
                 result.saturation_maps.update(probe.saturation_maps(step))
             if progress and (step % PROGRESS_EVERY == 0 or step == cfg.steps):
@@ -206,8 +227,9 @@ def _first_nonfinite(losses: torch.Tensor) -> int | None:
     return int((~finite).nonzero()[0, 0])
 
 
-def _empty_result(cfg: Config, data: Dataset, device: torch.device,
-                  model: MLP) -> RunResult:
+def _empty_result(
+    cfg: Config, data: Dataset, device: torch.device, model: MLP
+) -> RunResult:
     """A RunResult with the run's description and no records yet."""
     params = list(model.parameters())
     return RunResult(

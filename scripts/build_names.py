@@ -41,7 +41,7 @@ def load_records() -> tuple[list[str], list[int]]:
 def total_counts(names: list[str], counts: list[int]) -> Counter[str]:
     """Sum counts per lowercased name, keeping only a-z names of length >= 2."""
     totals: Counter[str] = Counter()
-    for name, n in zip(names, counts):
+    for name, n in zip(names, counts, strict=True):
         key = name.lower()
         if NAME_RE.fullmatch(key):
             totals[key] += n

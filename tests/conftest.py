@@ -36,7 +36,9 @@ def lecture_names() -> Path:
     """The lecture's names.txt, from $ACTDIAG_LECTURE_NAMES; skip when unset."""
     value = os.environ.get(LECTURE_ENV)
     if not value:
-        pytest.skip(f"set {LECTURE_ENV} to the lecture's names.txt to check its numbers")
+        pytest.skip(
+            f"set {LECTURE_ENV} to the lecture's names.txt to check its numbers"
+        )
     path = Path(value)
     if not path.is_file():
         pytest.skip(f"{LECTURE_ENV}={value} is not a file")

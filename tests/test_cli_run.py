@@ -10,8 +10,17 @@ from typer.testing import CliRunner
 from actdiag.cli import app
 from tests.conftest import WORDS
 
-TINY = ["--set", "width=16", "--set", "depth=2", "--set", "steps=30",
-        "--set", "snapshots=1,10", "--quiet"]
+TINY = [
+    "--set",
+    "width=16",
+    "--set",
+    "depth=2",
+    "--set",
+    "steps=30",
+    "--set",
+    "snapshots=1,10",
+    "--quiet",
+]
 
 
 def invoke(*args):
@@ -23,8 +32,16 @@ def test_run_writes_the_run_directory(words_file, tmp_path):
     result = invoke("run", "--set", f"data={words_file}", *TINY, "--out", out)
     assert result.exit_code == 0, result.output
     assert result.stdout.strip().splitlines()[-1] == str(out)
-    for name in ("config.yaml", "stats.json", "series.npz", "loss.png", "update_to_data.png",
-                 "act_hist_step1.png", "grad_hist_step10.png", "weight_grad_hist_step30.png"):
+    for name in (
+        "config.yaml",
+        "stats.json",
+        "series.npz",
+        "loss.png",
+        "update_to_data.png",
+        "act_hist_step1.png",
+        "grad_hist_step10.png",
+        "weight_grad_hist_step30.png",
+    ):
         assert (out / name).is_file(), name
     stats = json.loads((out / "stats.json").read_text())
     assert stats["schema"] == 1 and stats["steps"] == 30 and stats["diverged"] is None
@@ -34,13 +51,21 @@ def test_run_writes_the_run_directory(words_file, tmp_path):
     vocab = stats["data"]["vocab_size"]
     assert vocab == len(set("".join(WORDS))) + 1
     assert [w["shape"] for w in snap["weights"]] == [
-        [vocab, 10], [30, 16], [16, 16], [16, vocab]]
+        [vocab, 10],
+        [30, 16],
+        [16, 16],
+        [16, vocab],
+    ]
     assert len(snap["activations"][0]["hist"]["density"]) == 100
     series = np.load(out / "series.npz")
     assert series["loss"].shape == (30,) and series["update_to_data"].shape == (30, 7)
     assert math.isclose(stats["loss"], float(series["loss"][-1]), rel_tol=1e-6)
-    for title in ("activations · step 1", "activation gradients · step 10",
-                  "weight gradients · step 30", "update:data"):
+    for title in (
+        "activations · step 1",
+        "activation gradients · step 10",
+        "weight gradients · step 30",
+        "update:data",
+    ):
         assert title in result.stdout
 
 
@@ -70,7 +95,9 @@ def test_default_directories_are_unique(words_file, tmp_path, monkeypatch):
     second = invoke("run", "--set", f"data={words_file}", *TINY)
     assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
     dirs = sorted((tmp_path / "runs").iterdir())
-    assert len(dirs) == 2 and all(d.name.startswith("default_width_16_depth_2") for d in dirs)
+    assert len(dirs) == 2 and all(
+        d.name.startswith("default_width_16_depth_2") for d in dirs
+    )
 
 
 @pytest.mark.parametrize(
@@ -83,7 +110,9 @@ def test_default_directories_are_unique(words_file, tmp_path, monkeypatch):
     ],
 )
 def test_bad_input_is_one_line_exit_2(words_file, tmp_path, args, expected):
-    result = invoke("run", "--set", f"data={words_file}", *args, "--out", tmp_path / "r")
+    result = invoke(
+        "run", "--set", f"data={words_file}", *args, "--out", tmp_path / "r"
+    )
     assert result.exit_code == 2, result.output
     assert expected in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -99,16 +128,31 @@ def test_missing_config_file_is_named(tmp_path):
 
 def test_divergence_is_a_result_not_a_crash(words_file, tmp_path):
     out = tmp_path / "run"
-    result = invoke("run", "--set", f"data={words_file}", *TINY, "--set", "lr=100", "--set", "tanh=off", "--out", out)
+    result = invoke(
+        "run",
+        "--set",
+        f"data={words_file}",
+        *TINY,
+        "--set",
+        "lr=100",
+        "--set",
+        "tanh=off",
+        "--out",
+        out,
+    )
     assert result.exit_code == 0, result.output
     stats = json.loads((out / "stats.json").read_text())
     assert isinstance(stats["diverged"], int) and stats["diverged"] <= 30
     assert stats["steps"] == stats["diverged"] - 1
     assert "diverged" in result.stderr
-    json.loads((out / "stats.json").read_text(), parse_constant=lambda c: pytest.fail(c))
+    json.loads(
+        (out / "stats.json").read_text(), parse_constant=lambda c: pytest.fail(c)
+    )
 
 
-def test_ctrl_c_keeps_what_was_recorded_and_exits_130(words_file, tmp_path, monkeypatch):
+def test_ctrl_c_keeps_what_was_recorded_and_exits_130(
+    words_file, tmp_path, monkeypatch
+):
     from actdiag.fused import FusedSGD
 
     real = FusedSGD.step
@@ -143,7 +187,9 @@ def test_written_files_get_ordinary_permissions(words_file, tmp_path):
         assert (out / name).stat().st_mode & 0o777 == 0o666 & ~mask, name
 
 
-def test_memory_failure_is_one_line_and_leaves_no_folder(words_file, tmp_path, monkeypatch):
+def test_memory_failure_is_one_line_and_leaves_no_folder(
+    words_file, tmp_path, monkeypatch
+):
     import actdiag.runner as runner
 
     def no_memory(*args, **kwargs):
@@ -163,8 +209,16 @@ def test_missing_cuda_is_caught_before_any_folder(words_file, tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     out = tmp_path / "run"
-    result = invoke("run", "--set", f"data={words_file}", *TINY, "--set", "device=cuda",
-                    "--out", out)
+    result = invoke(
+        "run",
+        "--set",
+        f"data={words_file}",
+        *TINY,
+        "--set",
+        "device=cuda",
+        "--out",
+        out,
+    )
     assert result.exit_code == 2, result.output
     assert "torch sees no CUDA device" in result.stderr
     assert not out.exists()

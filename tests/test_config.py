@@ -21,7 +21,9 @@ def test_defaults_are_the_lectures():
 
 
 def test_fraction_and_switch_words(tmp_path):
-    path = write(tmp_path, "gain: 5/3\ntanh: off\nbatchnorm: on\nsnapshots: [1, 3]\nsteps: 5\n")
+    path = write(
+        tmp_path, "gain: 5/3\ntanh: off\nbatchnorm: on\nsnapshots: [1, 3]\nsteps: 5\n"
+    )
     cfg = load_config(path)
     assert cfg.gain == 5 / 3 and cfg.tanh is False and cfg.batchnorm is True
     assert cfg.snapshots == (1, 3) and cfg.snapshot_steps() == [1, 3, 5]

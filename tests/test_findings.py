@@ -14,11 +14,23 @@ from actdiag.errors import ActdiagError
 T = dict(findings.DEFAULTS)
 
 
-def act(layer: int, std: float = 0.6, saturated: float | None = 1.0,
-        dead_units: int | None = 0, kind: str = "tanh") -> dict:
+def act(
+    layer: int,
+    std: float = 0.6,
+    saturated: float | None = 1.0,
+    dead_units: int | None = 0,
+    kind: str = "tanh",
+) -> dict:
     """An activation record as the probe writes it."""
-    return {"layer": layer, "kind": kind, "mean": 0.0, "std": std,
-            "saturated": saturated, "dead_units": dead_units, "units": 100}
+    return {
+        "layer": layer,
+        "kind": kind,
+        "mean": 0.0,
+        "std": std,
+        "saturated": saturated,
+        "dead_units": dead_units,
+        "units": 100,
+    }
 
 
 def grad(layer: int, std: float = 1e-3) -> dict:
@@ -28,30 +40,44 @@ def grad(layer: int, std: float = 1e-3) -> dict:
 
 def weight(param: int, ratio: float | None) -> dict:
     """A weight record with a grad:data ratio."""
-    return {"param": param, "shape": [10, 10], "mean": 0.0, "std": 1e-3,
-            "grad_to_data": ratio}
+    return {
+        "param": param,
+        "shape": [10, 10],
+        "mean": 0.0,
+        "std": 1e-3,
+        "grad_to_data": ratio,
+    }
 
 
 def snap(step: int = 1, acts=None, grads=None, weights=None) -> dict:
     """A snapshot record of a healthy five-layer network unless told otherwise."""
     layers = (1, 3, 5, 7, 9)
     return {
-        "step": step, "loss": 3.3, "lr": 0.1,
+        "step": step,
+        "loss": 3.3,
+        "lr": 0.1,
         "activations": [act(i) for i in layers] if acts is None else acts,
         "gradients": [grad(i) for i in layers] if grads is None else grads,
         "weights": [weight(i, 5e-3) for i in range(4)] if weights is None else weights,
     }
 
 
-PARAMS = [{"param": i, "name": f"layer {i}.weight", "shape": [10, 10]}
-          for i in range(5)]
+PARAMS = [
+    {"param": i, "name": f"layer {i}.weight", "shape": [10, 10]} for i in range(5)
+]
 
 
 def stats(snapshots=None, steps: int = 200, diverged=None) -> dict:
     """A stats.json record around the given snapshots."""
-    return {"schema": 1, "config": {}, "steps": steps, "diverged": diverged,
-            "data": {"vocab_size": 27}, "params": PARAMS,
-            "snapshots": snapshots if snapshots is not None else [snap()]}
+    return {
+        "schema": 1,
+        "config": {},
+        "steps": steps,
+        "diverged": diverged,
+        "data": {"vocab_size": 27},
+        "params": PARAMS,
+        "snapshots": snapshots if snapshots is not None else [snap()],
+    }
 
 
 def series(steps: int = 200, ud: float = -3.0, loss0: float = 3.3) -> dict:
@@ -65,9 +91,16 @@ def series(steps: int = 200, ud: float = -3.0, loss0: float = 3.3) -> dict:
 # saturation
 
 
-@pytest.mark.parametrize("value, severity", [
-    (4.99, None), (5.0, None), (5.01, "warn"), (25.0, "warn"), (25.01, "bad"),
-])
+@pytest.mark.parametrize(
+    "value, severity",
+    [
+        (4.99, None),
+        (5.0, None),
+        (5.01, "warn"),
+        (25.0, "warn"),
+        (25.01, "bad"),
+    ],
+)
 def test_saturation_at_above_and_below_the_threshold(value, severity):
     out = findings.saturation(snap(acts=[act(1, saturated=value)]), T)
     assert [f["severity"] for f in out] == ([severity] if severity else [])
@@ -77,8 +110,9 @@ def test_saturation_at_above_and_below_the_threshold(value, severity):
 
 
 def test_saturation_threshold_comes_from_the_thresholds():
-    out = findings.saturation(snap(acts=[act(1, saturated=3.0)]),
-                              {**T, "saturation_threshold": 2.5})
+    out = findings.saturation(
+        snap(acts=[act(1, saturated=3.0)]), {**T, "saturation_threshold": 2.5}
+    )
     assert len(out) == 1 and out[0]["threshold"] == 2.5
 
 
@@ -95,10 +129,16 @@ def _acts(first: float, last: float) -> list[dict]:
     return [act(1, std=first), act(3, std=(first + last) / 2), act(5, std=last)]
 
 
-@pytest.mark.parametrize("last, direction", [
-    (1.8, None), (1 / 1.8, None), (1.81, "grows"), (1 / 1.81, "shrinks"),
-    (1.0, None),
-])
+@pytest.mark.parametrize(
+    "last, direction",
+    [
+        (1.8, None),
+        (1 / 1.8, None),
+        (1.81, "grows"),
+        (1 / 1.81, "shrinks"),
+        (1.0, None),
+    ],
+)
 def test_act_depth_at_above_and_below_the_factor(last, direction):
     out = findings.act_depth(snap(acts=_acts(1.0, last)), T)
     assert [f.get("direction") for f in out] == ([direction] if direction else [])
@@ -117,9 +157,15 @@ def test_act_depth_needs_two_layers_with_a_std():
     assert findings.act_depth(snap(acts=one), T) == []
 
 
-@pytest.mark.parametrize("last, direction", [
-    (4e-3, None), (0.25e-3, None), (4.01e-3, "grows"), (0.249e-3, "shrinks"),
-])
+@pytest.mark.parametrize(
+    "last, direction",
+    [
+        (4e-3, None),
+        (0.25e-3, None),
+        (4.01e-3, "grows"),
+        (0.249e-3, "shrinks"),
+    ],
+)
 def test_grad_depth_at_above_and_below_the_factor(last, direction):
     grads = [grad(1, 1e-3), grad(3, 2e-3), grad(5, last)]
     out = findings.grad_depth(snap(grads=grads), T)
@@ -163,9 +209,16 @@ def test_grad_to_data_outlier_skips_undefined_ratios():
 # dead units
 
 
-@pytest.mark.parametrize("count, severity", [
-    (0, None), (None, None), (1, "warn"), (10, "warn"), (11, "bad"),
-])
+@pytest.mark.parametrize(
+    "count, severity",
+    [
+        (0, None),
+        (None, None),
+        (1, "warn"),
+        (10, "warn"),
+        (11, "bad"),
+    ],
+)
 def test_dead_units_per_layer(count, severity):
     out = findings.dead(snap(acts=[act(3, dead_units=count)]), T)
     assert [f["severity"] for f in out] == ([severity] if severity else [])
@@ -184,10 +237,17 @@ def test_update_to_data_needs_enough_steps():
     assert "Not enough steps" in out[0]["message"]
 
 
-@pytest.mark.parametrize("level, rule", [
-    (-4.0, None), (-4.01, "slow"), (-2.0, None), (-1.99, "fast"), (-3.0, None),
-    (-5.01, "slow"),
-])
+@pytest.mark.parametrize(
+    "level, rule",
+    [
+        (-4.0, None),
+        (-4.01, "slow"),
+        (-2.0, None),
+        (-1.99, "fast"),
+        (-3.0, None),
+        (-5.01, "slow"),
+    ],
+)
 def test_update_to_data_at_above_and_below_the_band(level, rule):
     ud = np.full((100, 5), -3.0)
     ud[:, 2] = level
@@ -220,9 +280,16 @@ def test_update_to_data_skips_one_dimensional_params():
 # first loss, divergence, undefined
 
 
-@pytest.mark.parametrize("excess, severity", [
-    (0.49, None), (0.5, None), (0.51, "warn"), (2.01, "bad"), (-1.0, None),
-])
+@pytest.mark.parametrize(
+    "excess, severity",
+    [
+        (0.49, None),
+        (0.5, None),
+        (0.51, "warn"),
+        (2.01, "bad"),
+        (-1.0, None),
+    ],
+)
 def test_first_loss_against_a_uniform_guess(excess, severity):
     uniform = -math.log(1 / 27)
     out = findings.first_loss(np.array([uniform + excess, 2.0]), 27, T)
@@ -239,8 +306,11 @@ def test_divergence_is_bad_and_names_the_step():
 
 
 def test_undefined_statistics_say_why():
-    s = snap(acts=[act(1, std=None)], grads=[grad(1, None)],
-             weights=[{**weight(0, None), "reason": "the weight has zero spread"}])
+    s = snap(
+        acts=[act(1, std=None)],
+        grads=[grad(1, None)],
+        weights=[{**weight(0, None), "reason": "the weight has zero spread"}],
+    )
     record = stats([s])
     record["params"] = [{**PARAMS[0], "undefined_steps": 3, "reason": "zero spread"}]
     out = findings.undefined(record)
@@ -300,19 +370,22 @@ def test_config_defaults_match_the_findings_defaults():
     assert {k: cfg[k] for k in findings.DEFAULTS} == findings.DEFAULTS
 
 
-@pytest.mark.parametrize("override, key", [
-    ("saturation_threshold=0", "saturation_threshold"),
-    ("saturation_threshold=100", "saturation_threshold"),
-    ("std_ratio_threshold=1", "std_ratio_threshold"),
-    ("grad_ratio_threshold=0.5", "grad_ratio_threshold"),
-    ("grad_to_data_factor=nan", "grad_to_data_factor"),
-    ("ud_low=-1", "ud_low"),
-    ("ud_tail=0", "ud_tail"),
-    ("ud_tail=1.5", "ud_tail"),
-    ("ud_min_steps=0", "ud_min_steps"),
-    ("dead_threshold=1", "dead_threshold"),
-    ("loss_excess=0", "loss_excess"),
-])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("saturation_threshold=0", "saturation_threshold"),
+        ("saturation_threshold=100", "saturation_threshold"),
+        ("std_ratio_threshold=1", "std_ratio_threshold"),
+        ("grad_ratio_threshold=0.5", "grad_ratio_threshold"),
+        ("grad_to_data_factor=nan", "grad_to_data_factor"),
+        ("ud_low=-1", "ud_low"),
+        ("ud_tail=0", "ud_tail"),
+        ("ud_tail=1.5", "ud_tail"),
+        ("ud_min_steps=0", "ud_min_steps"),
+        ("dead_threshold=1", "dead_threshold"),
+        ("loss_excess=0", "loss_excess"),
+    ],
+)
 def test_out_of_range_thresholds_are_errors_naming_the_key(override, key):
     with pytest.raises(ActdiagError, match=f"key '{key}'"):
         load_config(None, [override])

@@ -40,8 +40,19 @@ def fired(found: list[dict], rule: str, severities=("warn", "bad")) -> list[dict
 
 
 def test_every_lecture_preset_is_shipped():
-    expected = {"gain_1", "gain_3", "gain_0_5", "gain_5_3", "tanh_off", "no_fan_in",
-                "lr_0_001", "batchnorm", "batchnorm_gain_0_2", "batchnorm_lr_1", "full"}
+    expected = {
+        "gain_1",
+        "gain_3",
+        "gain_0_5",
+        "gain_5_3",
+        "tanh_off",
+        "no_fan_in",
+        "lr_0_001",
+        "batchnorm",
+        "batchnorm_gain_0_2",
+        "batchnorm_lr_1",
+        "full",
+    }
     assert expected <= set(PRESETS)
 
 

@@ -58,7 +58,9 @@ def lecture_lines(snapshot):
 
 
 def test_first_step_matches_the_published_table(lecture_names):
-    cfg = load_config(ROOT / "configs/gain_5_3.yaml", [f"data={lecture_names}", "steps=1"])
+    cfg = load_config(
+        ROOT / "configs/gain_5_3.yaml", [f"data={lecture_names}", "steps=1"]
+    )
     result = train(cfg, load_dataset(lecture_names, cfg.context))
     assert f"{result.loss[0]:.4f}" == "3.2962"
     acts, grads, weights = lecture_lines(result.snapshots[0])
@@ -68,8 +70,17 @@ def test_first_step_matches_the_published_table(lecture_names):
 
 
 def test_cli_prints_the_published_table(lecture_names, tmp_path):
-    args = ["run", str(ROOT / "configs/gain_5_3.yaml"), "--set", f"data={lecture_names}",
-            "--set", "steps=1", "--out", str(tmp_path / "run"), "--quiet"]
+    args = [
+        "run",
+        str(ROOT / "configs/gain_5_3.yaml"),
+        "--set",
+        f"data={lecture_names}",
+        "--set",
+        "steps=1",
+        "--out",
+        str(tmp_path / "run"),
+        "--quiet",
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     step1 = result.stdout.split("update:data")[0]

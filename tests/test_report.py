@@ -26,9 +26,32 @@ from actdiag.report import run_report, write_run_report
 from actdiag.runner import run_experiment
 from actdiag.train import train
 
-WORDS = ["emma", "olivia", "ava", "isabella", "sophia", "mia", "charlotte", "amelia",
-         "harper", "evelyn", "abigail", "emily", "ella", "elizabeth", "camila", "luna",
-         "sofia", "avery", "mila", "aria", "scarlett", "penelope", "layla", "chloe"] * 3
+WORDS = [
+    "emma",
+    "olivia",
+    "ava",
+    "isabella",
+    "sophia",
+    "mia",
+    "charlotte",
+    "amelia",
+    "harper",
+    "evelyn",
+    "abigail",
+    "emily",
+    "ella",
+    "elizabeth",
+    "camila",
+    "luna",
+    "sofia",
+    "avery",
+    "mila",
+    "aria",
+    "scarlett",
+    "penelope",
+    "layla",
+    "chloe",
+] * 3
 TINY = ["steps=3", "width=16", "depth=2", "snapshots=[1]"]
 ENV = {"COLUMNS": "120"}
 
@@ -68,8 +91,10 @@ class Page(HTMLParser):
 
 
 def digests(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.iterdir())}
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.iterdir())
+    }
 
 
 # ---------------------------------------------------------------------------
@@ -86,8 +111,9 @@ def test_probe_maps_which_units_saturate_on_which_examples():
     probe = Probe([(1, "tanh", tanh)], dead_threshold=0.99)
     with probe.attach():
         tanh(x).sum().backward()
-    expected = np.array([[abs(np.tanh(v)) > 0.99 for v in row]
-                         for row in x.detach().numpy()])
+    expected = np.array(
+        [[abs(np.tanh(v)) > 0.99 for v in row] for row in x.detach().numpy()]
+    )
     assert (probe.maps[1] == expected).all() and probe.maps[1].dtype == bool
     acts, _ = probe.records()
     assert acts[0]["dead_units"] == 1 and acts[0]["units"] == 3
@@ -106,7 +132,11 @@ def test_maps_are_kept_only_on_snapshot_steps(words: Path):
     cfg = load_config(None, TINY + [f"data={words}"])
     result = train(cfg, load_dataset(words, cfg.context, cfg.split_seed))
     assert sorted(result.saturation_maps) == [
-        "step1_layer1", "step1_layer3", "step3_layer1", "step3_layer3"]
+        "step1_layer1",
+        "step1_layer3",
+        "step3_layer1",
+        "step3_layer3",
+    ]
     assert result.saturation_maps["step3_layer3"].shape == (32, 16)
 
 
@@ -237,8 +267,9 @@ def test_cli_report_refuses_what_is_not_a_run(tmp_path: Path, make: str):
 
 
 def test_a_diverged_run_reports_divergence(tmp_path: Path, words: Path):
-    cfg = load_config(None, TINY + [f"data={words}", "tanh=off", "gain=20",
-                                    "lr=1e6", "steps=30"])
+    cfg = load_config(
+        None, TINY + [f"data={words}", "tanh=off", "gain=20", "lr=1e6", "steps=30"]
+    )
     run = run_experiment(cfg, "diverged", tmp_path / "div")
     assert run.stats["diverged"] is not None
     bad = [f for f in run.stats["findings"] if f["rule"] == "divergence"]

@@ -19,9 +19,32 @@ from actdiag.compare import compare_runs
 from actdiag.report import compare_report, sweep_report, write_compare_report
 from actdiag.sweep import plan_sweep, run_sweep
 
-WORDS = ["emma", "olivia", "ava", "isabella", "sophia", "mia", "charlotte", "amelia",
-         "harper", "evelyn", "abigail", "emily", "ella", "elizabeth", "camila", "luna",
-         "sofia", "avery", "mila", "aria", "scarlett", "penelope", "layla", "chloe"] * 3
+WORDS = [
+    "emma",
+    "olivia",
+    "ava",
+    "isabella",
+    "sophia",
+    "mia",
+    "charlotte",
+    "amelia",
+    "harper",
+    "evelyn",
+    "abigail",
+    "emily",
+    "ella",
+    "elizabeth",
+    "camila",
+    "luna",
+    "sofia",
+    "avery",
+    "mila",
+    "aria",
+    "scarlett",
+    "penelope",
+    "layla",
+    "chloe",
+] * 3
 TINY = ["steps=3", "width=16", "depth=2"]
 ENV = {"COLUMNS": "120"}
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -58,8 +81,11 @@ class Page(HTMLParser):
 
 def digests(folder: Path) -> dict[str, str]:
     """sha256 of every file under `folder`, by relative path."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def read(folder: Path) -> str:
@@ -154,8 +180,11 @@ def test_sweep_page_shows_points_tables_and_each_points_findings(made: dict):
 def test_sweep_page_links_each_point_report_relatively(made: dict):
     sweep_dir = made["sweep"]
     record = json.loads((sweep_dir / "sweep.json").read_text())
-    links = [a["href"] for a in Page(read(sweep_dir)).all("a")
-             if not a["href"].startswith("#")]
+    links = [
+        a["href"]
+        for a in Page(read(sweep_dir)).all("a")
+        if not a["href"].startswith("#")
+    ]
     expected = [f"{p['run_dir']}/report.html" for p in record["points"]]
     # once in the points table, once above the point's findings
     assert sorted(links) == sorted(expected * 2)
@@ -168,8 +197,12 @@ def test_sweep_page_marks_saturation_past_each_points_threshold(sweep_dir: Path)
     text = read(sweep_dir)
     record = json.loads((sweep_dir / "sweep.json").read_text())
     red = [t for c, t in Page(text).cells if "unhealthy" in c.split()]
-    expected = [f"{r['saturated']:.2f}" for p in record["points"] for r in p["layers"]
-                if r["saturated"] > 5]
+    expected = [
+        f"{r['saturated']:.2f}"
+        for p in record["points"]
+        for r in p["layers"]
+        if r["saturated"] > 5
+    ]
     assert sorted(red) == sorted(expected)
 
     # a lower threshold in one point's stats.json turns all of its layers red
@@ -178,10 +211,10 @@ def test_sweep_page_marks_saturation_past_each_points_threshold(sweep_dir: Path)
     stats = json.loads(path.read_text())
     stats["thresholds"]["saturation_threshold"] = -1
     path.write_text(json.dumps(stats))
-    red = [t for c, t in Page(sweep_report(sweep_dir)).cells
-           if "unhealthy" in c.split()]
-    assert len(red) == len(expected) + sum(
-        r["saturated"] <= 5 for r in point["layers"])
+    red = [
+        t for c, t in Page(sweep_report(sweep_dir)).cells if "unhealthy" in c.split()
+    ]
+    assert len(red) == len(expected) + sum(r["saturated"] <= 5 for r in point["layers"])
 
 
 def test_sweep_page_without_a_point_report_or_run_says_so(sweep_dir: Path):
@@ -209,9 +242,20 @@ def test_compare_page_sections_in_order(made: dict):
     text = read(made["compare"])
     page = Page(text)
     assert [a["id"] for a in page.all("section")] == [
-        "runs", "config", "tables", "figures"]
-    headings = [h for h in ("activations · step", "activation gradients · step",
-                            "weight gradients · step", "update:data (log10) · up to")]
+        "runs",
+        "config",
+        "tables",
+        "figures",
+    ]
+    headings = [
+        h
+        for h in (
+            "activations · step",
+            "activation gradients · step",
+            "weight gradients · step",
+            "update:data (log10) · up to",
+        )
+    ]
     at = [text.index(h) for h in headings]
     assert at == sorted(at)
     record = json.loads((made["compare"] / "compare.json").read_text())
@@ -236,16 +280,29 @@ def crossed_cells(text: str) -> list[str]:
 def test_compare_page_marks_threshold_crossings(compare_dir: Path):
     path = compare_dir / "compare.json"
     record = json.loads(path.read_text())
-    shown = {"act": ["std", "saturated"], "grad": ["std"],
-             "weight": ["std", "grad_to_data"], "update_to_data": ["update_to_data"]}
-    expected = sum(c for f, stats in shown.items() for row in record["families"][f]
-                   for s in stats for c in row["stats"][s]["crossed"])
+    shown = {
+        "act": ["std", "saturated"],
+        "grad": ["std"],
+        "weight": ["std", "grad_to_data"],
+        "update_to_data": ["update_to_data"],
+    }
+    expected = sum(
+        c
+        for f, stats in shown.items()
+        for row in record["families"][f]
+        for s in stats
+        for c in row["stats"][s]["crossed"]
+    )
     assert len(crossed_cells(read(compare_dir))) == expected
 
     # a cell that crossed into unhealthy ends in !, one that came back in ok
-    calm = [row["stats"][s] for f, stats in shown.items()
-            for row in record["families"][f] for s in stats
-            if not row["stats"][s]["crossed"][1]]
+    calm = [
+        row["stats"][s]
+        for f, stats in shown.items()
+        for row in record["families"][f]
+        for s in stats
+        if not row["stats"][s]["crossed"][1]
+    ]
     calm[0]["crossed"][1], calm[0]["unhealthy"][1] = True, True
     calm[1]["crossed"][1], calm[1]["unhealthy"][1] = True, False
     path.write_text(json.dumps(record))
@@ -288,8 +345,9 @@ def test_cli_report_rebuilds_only_report_html(tmp_path: Path, made: dict, kind: 
     assert read(folder) == original
 
 
-@pytest.mark.parametrize("make", ["missing", "file", "empty", "bad sweep",
-                                  "bad compare", "no points"])
+@pytest.mark.parametrize(
+    "make", ["missing", "file", "empty", "bad sweep", "bad compare", "no points"]
+)
 def test_cli_report_refuses_what_it_cannot_read(tmp_path: Path, make: str):
     target = tmp_path / "x"
     if make == "file":

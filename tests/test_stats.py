@@ -47,7 +47,9 @@ def test_histogram_matches_numpy_density(t):
     np.testing.assert_allclose(hist["edges"], edges, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(hist["density"], density, rtol=1e-3, atol=1e-4)
     width = np.diff(hist["edges"])
-    assert float(np.sum(np.asarray(hist["density"]) * width)) == pytest.approx(1.0, rel=1e-4)
+    assert float(np.sum(np.asarray(hist["density"]) * width)) == pytest.approx(
+        1.0, rel=1e-4
+    )
 
 
 def test_histogram_drops_non_finite_and_empty():
@@ -71,10 +73,14 @@ def test_grad_to_data_zero_spread_weight_is_null_with_reason():
 
 
 def test_update_to_data_matches_formula(t):
-    p = torch.nn.Parameter(torch.randn((32, 100), generator=torch.Generator().manual_seed(2)))
+    p = torch.nn.Parameter(
+        torch.randn((32, 100), generator=torch.Generator().manual_seed(2))
+    )
     p.grad = t.clone()
     got = stats.update_to_data_all(0.1, [p]).item()
-    expected = math.log10(slow_std((0.1 * t).flatten().tolist()) / slow_std(p.flatten().tolist()))
+    expected = math.log10(
+        slow_std((0.1 * t).flatten().tolist()) / slow_std(p.flatten().tolist())
+    )
     assert got == pytest.approx(expected, abs=1e-5)
 
 
