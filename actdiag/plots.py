@@ -179,7 +179,9 @@ def plot_loss(loss: np.ndarray, path: Path, tag: str = "") -> Path:
         alpha=0.35,
         lw=0.6,
         marker=marker,
-        label="per step" if len(steps) == len(loss) else "binned per-step mean",
+        label="per step"
+        if len(steps) == len(loss)
+        else f"mean of every {len(loss) // len(steps)} steps",
     )
     centres, means = binned(loss, bins=min(100, len(loss)))
     if len(loss) >= 200:
