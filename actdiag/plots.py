@@ -10,6 +10,7 @@ import math
 import multiprocessing
 import os
 import sys
+import threading
 from pathlib import Path
 
 import matplotlib
@@ -506,8 +507,14 @@ def _draw_split(child: list, here: list) -> None:
 
 
 def _can_fork() -> bool:
-    """Whether a forked drawing process can run beside this one."""
+    """Whether a forked drawing process can run beside this one.
+
+    Not from a daemon process (it may not have children) nor beside other
+    threads (a fork copies only the calling one, and any lock it does not hold).
+    """
     if "fork" not in multiprocessing.get_all_start_methods():
+        return False
+    if multiprocessing.current_process().daemon or threading.active_count() > 1:
         return False
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
     return cores >= 2

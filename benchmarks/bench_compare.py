@@ -100,7 +100,9 @@ def main() -> None:
         work = Path(tmp)
         runs = args.runs
         if not runs:
-            print(f"building two synthetic {args.steps:,}-step runs ...", file=sys.stderr)
+            print(
+                f"building two synthetic {args.steps:,}-step runs ...", file=sys.stderr
+            )
             runs = [
                 synthetic_run(work, "gain_5_3", "5/3", args.steps),
                 synthetic_run(work, "gain_1", "1", args.steps),
@@ -108,7 +110,8 @@ def main() -> None:
         lib = time_library(runs, work, args.repeats)
         cli = time_command(runs, work, args.repeats)
 
-    print(f"runs: {', '.join(map(str, runs if args.runs else ['synthetic'] * 2))}")
+    shown_runs = ", ".join(map(str, args.runs)) or f"two synthetic {args.steps:,}-step"
+    print(f"runs: {shown_runs}")
     for label, times in (("compare_runs", lib), ("actdiag compare", cli)):
         shown = " ".join(f"{t:.2f}" for t in times)
         print(
