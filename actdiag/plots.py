@@ -382,6 +382,8 @@ def plot_compare_hists(family: str, record: dict, rows: list[list], path: Path) 
 def plot_compare_depth(record: dict, path: Path) -> Path:
     """Activation std and percent saturated against depth, one line per run."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=100, sharex=True)
+    # NOTE: fixed margins (room for two-line ticks) instead of tight_layout
+    fig.subplots_adjust(left=0.06, right=0.975, top=0.92, bottom=0.21, wspace=0.17)
     rows = record["families"]["act"]
     ks = [row["row"] for row in rows]
     for i, run in enumerate(record["runs"]):
@@ -410,7 +412,7 @@ def plot_compare_depth(record: dict, path: Path) -> Path:
         ax.set_xticklabels([_depth_tick(row) for row in rows])
     left.set_ylim(bottom=0)
     right.set_ylim(bottom=0)
-    return _save(fig, path)
+    return _save(fig, path, tight=False)
 
 
 def _depth_tick(row: dict) -> str:
