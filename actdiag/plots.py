@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import io
 import math
+import multiprocessing
+import os
+import sys
+import threading
 from pathlib import Path
 
 import matplotlib
@@ -257,16 +261,10 @@ def _grid(n: int, sharex: bool, sharey: bool, title: str):
     nrows = math.ceil(n / ncols)
     # NOTE: fixed margins instead of tight_layout, which costs as much as the drawing
     height = 3.3 * nrows + 0.8
-    fig, axes = plt.subplots(
+    fig = plt.figure(figsize=(5.2 * ncols, height), dpi=100)
+    grid = fig.add_gridspec(
         nrows,
         ncols,
-        figsize=(5.2 * ncols, height),
-        dpi=100,
-        sharex=sharex,
-        sharey=sharey,
-        squeeze=False,
-    )
-    fig.subplots_adjust(
         left=0.75 / (5.2 * ncols),
         right=0.99,
         top=1 - 0.8 / height,
@@ -274,10 +272,27 @@ def _grid(n: int, sharex: bool, sharey: bool, title: str):
         wspace=0.22,
         hspace=0.42,
     )
-    for ax in axes.flat[n:]:
-        ax.remove()
+
+    # only the n panels drawn: an axes costs as much to make as to draw
+    axes = []
+    for i in range(n):
+        first = axes[0] if axes else None
+        ax = fig.add_subplot(
+            grid[i // ncols, i % ncols],
+            sharex=first if sharex else None,
+            sharey=first if sharey else None,
+        )
+        axes.append(ax)
+    if sharex:
+        for i, ax in enumerate(axes):
+            if i + ncols < n:
+                ax.xaxis.set_tick_params(labelbottom=False)
+    if sharey:
+        for i, ax in enumerate(axes):
+            if i % ncols:
+                ax.yaxis.set_tick_params(labelleft=False)
     fig.suptitle(title)
-    return fig, list(axes.flat[:n])
+    return fig, axes
 
 
 def _axis_labels(axes: list, xlabel: str, ylabel: str, every: bool = False) -> None:
@@ -339,7 +354,9 @@ def plot_compare_hists(family: str, record: dict, rows: list[list], path: Path) 
         names = info["names"]
         same = len(set(names)) == 1
         differ = "(layers differ)" if family != "weight" else "(weights differ)"
-        ax.set_title(f"#{info['row']} " + (names[0] if same else differ), fontsize=10)
+        ax.set_title(
+            f"#{info['row']} " + (names[0] if same else differ), fontsize=10, y=1.0
+        )
         for i, (label, r) in enumerate(zip(labels, row, strict=True)):
             if r is None or r.get("hist") is None:
                 ax.plot([], [], color=_colour(i), label=f"{label}: - (no such row)")
@@ -367,6 +384,8 @@ def plot_compare_hists(family: str, record: dict, rows: list[list], path: Path) 
 def plot_compare_depth(record: dict, path: Path) -> Path:
     """Activation std and percent saturated against depth, one line per run."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=100, sharex=True)
+    # NOTE: fixed margins (room for two-line ticks) instead of tight_layout
+    fig.subplots_adjust(left=0.06, right=0.975, top=0.92, bottom=0.21, wspace=0.17)
     rows = record["families"]["act"]
     ks = [row["row"] for row in rows]
     for i, run in enumerate(record["runs"]):
@@ -395,7 +414,7 @@ def plot_compare_depth(record: dict, path: Path) -> Path:
         ax.set_xticklabels([_depth_tick(row) for row in rows])
     left.set_ylim(bottom=0)
     right.set_ylim(bottom=0)
-    return _save(fig, path)
+    return _save(fig, path, tight=False)
 
 
 def _depth_tick(row: dict) -> str:
@@ -421,7 +440,9 @@ def plot_compare_updates(record: dict, series: list[np.ndarray], path: Path) -> 
         names = info["names"]
         same = len(set(names)) == 1
         ax.set_title(
-            f"#{info['row']} " + (names[0] if same else "(weights differ)"), fontsize=10
+            f"#{info['row']} " + (names[0] if same else "(weights differ)"),
+            fontsize=10,
+            y=1.0,
         )
         ax.axhspan(low, high, color="tab:green", alpha=0.08)
         ax.axhline(GUIDE, color="black", ls="--", lw=1)
@@ -444,15 +465,76 @@ def plot_compare_updates(record: dict, series: list[np.ndarray], path: Path) -> 
 def plot_compare(
     folder: Path, record: dict, hists: dict[str, list], series: list[np.ndarray]
 ) -> list[Path]:
-    """Every comparison picture; `hists` maps act, grad and weight to aligned rows."""
-    paths = [
-        plot_compare_hists(f, record, rows, folder / f"compare_{f}_hist.png")
-        for f, rows in hists.items()
-    ]
-    paths.append(plot_compare_depth(record, folder / "compare_act_depth.png"))
+    """Every comparison picture; `hists` maps act, grad and weight to aligned rows.
+
+    With two or more cores a forked child draws the weight gradient and
+    update:data figures (about half the drawing) while this process draws the rest.
+    """
+    paths = {f: folder / f"compare_{f}_hist.png" for f in hists}
+    depth = folder / "compare_act_depth.png"
     updates = folder / "compare_update_to_data.png"
-    paths.append(plot_compare_updates(record, series, updates))
-    return paths
+    jobs = {
+        f: (plot_compare_hists, (f, record, rows, paths[f]))
+        for f, rows in hists.items()
+    }
+    child = [jobs.pop("weight")] if "weight" in jobs else []
+    child.append((plot_compare_updates, (record, series, updates)))
+    here = [*jobs.values(), (plot_compare_depth, (record, depth))]
+    _draw_split(child, here)
+    return [*paths.values(), depth, updates]
+
+
+def _draw_split(child: list, here: list) -> None:
+    """Run the `child` jobs in a forked process and the `here` jobs in this one.
+
+    Draws everything here when fork is unavailable or there is a single core,
+    and redraws the child's pictures here when the child fails.
+    """
+    proc = None
+    if child and _can_fork():
+        # flushed first, so that the child cannot print buffered text a second time
+        sys.stdout.flush()
+        sys.stderr.flush()
+        proc = multiprocessing.get_context("fork").Process(
+            target=_child_jobs, args=(child,), daemon=True
+        )
+        proc.start()
+    else:
+        here = child + here
+    try:
+        _run_jobs(here)
+    finally:
+        if proc is not None:
+            proc.join()
+    if proc is not None and proc.exitcode != 0:
+        _run_jobs(child)
+
+
+def _can_fork() -> bool:
+    """Whether a forked drawing process can run beside this one.
+
+    Not from a daemon process (it may not have children) nor beside other
+    threads (a fork copies only the calling one, and any lock it does not hold).
+    """
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return False
+    if multiprocessing.current_process().daemon or threading.active_count() > 1:
+        return False
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    return cores >= 2
+
+
+def _child_jobs(jobs: list) -> None:
+    # a failure exits quietly: the parent redraws and reports any error itself
+    try:
+        _run_jobs(jobs)
+    except BaseException:
+        os._exit(1)
+
+
+def _run_jobs(jobs: list) -> None:
+    for fn, args in jobs:
+        fn(*args)
 
 
 def plot_saturation_map(

@@ -352,6 +352,49 @@ def test_cli_prints_tables_and_writes_pictures(copies):
     assert Path(again.stdout.strip().splitlines()[-1]) != folder
 
 
+PICTURES = [
+    "compare_act_depth.png",
+    "compare_act_hist.png",
+    "compare_grad_hist.png",
+    "compare_update_to_data.png",
+    "compare_weight_hist.png",
+]
+
+
+def pictures(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("*.png"))}
+
+
+def test_pictures_drawn_in_two_processes_equal_those_drawn_in_one(
+    runs, tmp_path, monkeypatch
+):
+    from actdiag import plots
+
+    if not plots._can_fork():
+        pytest.skip("needs fork and two cores")
+    paths = [runs["d2"], runs["d3bn"]]
+    _, split, written = cmp.compare_runs(paths, out=tmp_path / "split")
+    monkeypatch.setattr(plots, "_can_fork", lambda: False)
+    _, serial, _ = cmp.compare_runs(paths, out=tmp_path / "serial")
+    assert sorted(p.name for p in written) == PICTURES
+    assert all(p.parent == split for p in written)
+    assert pictures(split) == pictures(serial)
+    assert sorted(pictures(split)) == PICTURES
+
+
+def test_a_failed_drawing_child_is_redrawn_here(runs, tmp_path, monkeypatch):
+    import os
+
+    from actdiag import plots
+
+    if not plots._can_fork():
+        pytest.skip("needs fork and two cores")
+    monkeypatch.setattr(plots, "_child_jobs", lambda jobs: os._exit(1))
+    _, folder, _ = cmp.compare_runs([runs["d2"], runs["d2g3"]], out=tmp_path / "c")
+    assert sorted(pictures(folder)) == PICTURES
+    assert all(len(b) > 1000 for b in pictures(folder).values())
+
+
 def test_cli_json_prints_only_json(copies, tmp_path):
     out = tmp_path / "cmp"
     result, shown = invoke(
