@@ -25,33 +25,9 @@ from actdiag.probe import Probe
 from actdiag.report import run_report, write_run_report
 from actdiag.runner import run_experiment
 from actdiag.train import train
+from tests.conftest import WORDS as NAMES
 
-WORDS = [
-    "emma",
-    "olivia",
-    "ava",
-    "isabella",
-    "sophia",
-    "mia",
-    "charlotte",
-    "amelia",
-    "harper",
-    "evelyn",
-    "abigail",
-    "emily",
-    "ella",
-    "elizabeth",
-    "camila",
-    "luna",
-    "sofia",
-    "avery",
-    "mila",
-    "aria",
-    "scarlett",
-    "penelope",
-    "layla",
-    "chloe",
-] * 3
+WORDS = NAMES * 3
 TINY = ["steps=3", "width=16", "depth=2", "snapshots=[1]"]
 ENV = {"COLUMNS": "120"}
 

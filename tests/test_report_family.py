@@ -18,33 +18,9 @@ from actdiag.cli import app
 from actdiag.compare import compare_runs
 from actdiag.report import compare_report, sweep_report, write_compare_report
 from actdiag.sweep import plan_sweep, run_sweep
+from tests.conftest import WORDS as NAMES
 
-WORDS = [
-    "emma",
-    "olivia",
-    "ava",
-    "isabella",
-    "sophia",
-    "mia",
-    "charlotte",
-    "amelia",
-    "harper",
-    "evelyn",
-    "abigail",
-    "emily",
-    "ella",
-    "elizabeth",
-    "camila",
-    "luna",
-    "sofia",
-    "avery",
-    "mila",
-    "aria",
-    "scarlett",
-    "penelope",
-    "layla",
-    "chloe",
-] * 3
+WORDS = NAMES * 3
 TINY = ["steps=3", "width=16", "depth=2"]
 ENV = {"COLUMNS": "120"}
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -1,8 +1,7 @@
-"""The training loop: divergence checks, threads and the lecture's step-1 table."""
+"""The training loop: divergence checks and threads (the lecture table: test_reference)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -12,25 +11,9 @@ import torch
 from actdiag.config import Config, load_config
 from actdiag.data import load_dataset
 from actdiag.train import train
+from tests.conftest import WORDS as NAMES
 
-WORDS = [
-    "emma",
-    "olivia",
-    "ava",
-    "isabella",
-    "sophia",
-    "mia",
-    "charlotte",
-    "amelia",
-    "harper",
-    "evelyn",
-    "abigail",
-    "emily",
-    "ella",
-    "elizabeth",
-    "camila",
-    "luna",
-]
+WORDS = NAMES
 
 
 @pytest.fixture
@@ -101,57 +84,3 @@ def test_threads_are_set_for_training_and_restored(data, monkeypatch):
 def test_threads_must_be_positive():
     with pytest.raises(Exception, match="key 'threads' is 0; it must be >= 1"):
         load_config(None, ["threads=0"])
-
-
-LECTURE = os.environ.get("ACTDIAG_LECTURE_NAMES")
-TABLE = """\
-layer 1 (tanh): mean -0.02, std 0.75, saturated: 20.25%
-layer 3 (tanh): mean -0.00, std 0.69, saturated: 8.38%
-layer 5 (tanh): mean +0.00, std 0.67, saturated: 6.62%
-layer 7 (tanh): mean -0.01, std 0.66, saturated: 5.47%
-layer 9 (tanh): mean -0.02, std 0.66, saturated: 6.12%
-gradient of layer 1 (tanh): mean +0.000010, std 4.205588e-04
-gradient of layer 3 (tanh): mean -0.000003, std 3.991179e-04
-gradient of layer 5 (tanh): mean +0.000003, std 3.743020e-04
-gradient of layer 7 (tanh): mean +0.000015, std 3.290473e-04
-gradient of layer 9 (tanh): mean -0.000014, std 3.054035e-04
-weight   (27, 10) | mean -0.000031 | std 1.365078e-03 | grad:data 1.364090e-03
-weight  (30, 100) | mean -0.000049 | std 1.207430e-03 | grad:data 3.871660e-03
-weight (100, 100) | mean +0.000016 | std 1.096730e-03 | grad:data 6.601988e-03
-weight (100, 100) | mean -0.000010 | std 9.893572e-04 | grad:data 5.893091e-03
-weight (100, 100) | mean -0.000011 | std 8.623432e-04 | grad:data 5.158124e-03
-weight (100, 100) | mean -0.000004 | std 7.388576e-04 | grad:data 4.415211e-03
-weight  (100, 27) | mean -0.000000 | std 2.364824e-02 | grad:data 2.328203e+00"""
-
-
-def lecture_lines(snapshot: dict) -> list[str]:
-    """The snapshot formatted as the lecture printed it."""
-    lines = [
-        f"layer {a['layer']} ({a['kind']}): mean {a['mean']:+.2f}, std "
-        f"{a['std']:.2f}, saturated: {a['saturated']:.2f}%"
-        for a in snapshot["activations"]
-    ]
-    lines += [
-        f"gradient of layer {g['layer']} ({g['kind']}): mean {g['mean']:+f}, "
-        f"std {g['std']:e}"
-        for g in snapshot["gradients"]
-    ]
-    lines += [
-        f"weight {str(tuple(w['shape'])):>10} | mean {w['mean']:+f} | std "
-        f"{w['std']:e} | grad:data {w['grad_to_data']:e}"
-        for w in snapshot["weights"]
-    ]
-    return lines
-
-
-@pytest.mark.skipif(
-    not LECTURE,
-    reason="set ACTDIAG_LECTURE_NAMES to the lecture's "
-    "names.txt to check the published step-1 table",
-)
-def test_step_one_matches_the_lecture_table_to_the_digit():
-    cfg = load_config(None, [f"data={LECTURE}", "steps=1", "gain=5/3"])
-    data = load_dataset(Path(LECTURE), cfg.context, cfg.split_seed)
-    result = train(cfg, data)
-    assert f"{result.loss[0]:.4f}" == "3.2962"
-    assert lecture_lines(result.snapshots[0]) == TABLE.splitlines()
