@@ -21,6 +21,7 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import EngFormatter, MaxNLocator  # noqa: E402
 
 from actdiag.artifacts import GUIDE, saturation_png, write_bytes_atomic  # noqa: E402
+from actdiag.text import fmt  # noqa: E402
 
 
 def _figure(title: str, xlabel: str, ylabel: str, tag: str = ""):
@@ -93,10 +94,6 @@ def _hist_lines(ax, records: list[dict], label) -> None:
         _legend_right(ax)
 
 
-def _num(value, spec: str) -> str:
-    return "n/a" if value is None else format(value, spec)
-
-
 def plot_activations(snapshot: dict, path: Path, tag: str = "") -> Path:
     """Density of each watched layer's output; mass piled at +-1 means saturation."""
     fig, ax = _figure(
@@ -108,7 +105,7 @@ def plot_activations(snapshot: dict, path: Path, tag: str = "") -> Path:
 
     def label(a):
         sat = "" if a.get("saturated") is None else f", saturated {a['saturated']:.2f}%"
-        return f"layer {a['layer']} ({a['kind']}): std {_num(a['std'], '.2f')}{sat}"
+        return f"layer {a['layer']} ({a['kind']}): std {fmt(a['std'], '.2f')}{sat}"
 
     _hist_lines(ax, snapshot["activations"], label)
     return _save(fig, path)
@@ -125,7 +122,7 @@ def plot_gradients(snapshot: dict, path: Path, tag: str = "") -> Path:
     _hist_lines(
         ax,
         snapshot["gradients"],
-        lambda g: f"layer {g['layer']} ({g['kind']}): std {_num(g['std'], '.2e')}",
+        lambda g: f"layer {g['layer']} ({g['kind']}): std {fmt(g['std'], '.2e')}",
     )
     return _save(fig, path)
 
@@ -145,7 +142,7 @@ def plot_weight_grads(
 
     def label(w):
         named = dict(w, name=names.get(w["param"]))
-        return f"{_param_label(named)}: grad:data {_num(w['grad_to_data'], '.2e')}"
+        return f"{_param_label(named)}: grad:data {fmt(w['grad_to_data'], '.2e')}"
 
     _hist_lines(ax, snapshot["weights"], label)
     return _save(fig, path)
@@ -309,10 +306,10 @@ def _axis_labels(axes: list, xlabel: str, ylabel: str, every: bool = False) -> N
 def _hist_label(family: str, r: dict) -> str:
     if family == "act":
         sat = "" if r.get("saturated") is None else f", sat {r['saturated']:.1f}%"
-        return f"std {_num(r['std'], '.2f')}{sat}"
+        return f"std {fmt(r['std'], '.2f')}{sat}"
     if family == "grad":
-        return f"std {_num(r['std'], '.2e')}"
-    return f"grad:data {_num(r.get('grad_to_data'), '.2e')}"
+        return f"std {fmt(r['std'], '.2e')}"
+    return f"grad:data {fmt(r.get('grad_to_data'), '.2e')}"
 
 
 def bin_means(y: np.ndarray, max_points: int = MAX_POINTS) -> tuple[np.ndarray, ...]:

@@ -21,7 +21,7 @@ import numpy as np
 from actdiag import artifacts, findings
 from actdiag.artifacts import GUIDE
 from actdiag.errors import ActdiagError
-from actdiag.text import change_text, show_value
+from actdiag.text import change_text, fmt, shape_text, show_value
 
 MAX_ROWS = 400  # longer series are shown at evenly spaced steps
 
@@ -213,14 +213,6 @@ def _num(value) -> str:
     return f"{value:.4g}"
 
 
-def _fmt(value, spec: str) -> str:
-    return "n/a" if value is None else format(value, spec)
-
-
-def _shape(shape: list[int]) -> str:
-    return "(" + ", ".join(str(n) for n in shape) + ")"
-
-
 def _every(n: int) -> np.ndarray:
     """Indices of at most MAX_ROWS evenly spaced rows of n, the last included."""
     if n <= MAX_ROWS:
@@ -233,8 +225,8 @@ def _every(n: int) -> np.ndarray:
 
 
 def _summary(stats: dict) -> str:
-    loss = _fmt(stats.get("loss"), ".4f")
-    val = _fmt(stats.get("val_loss"), ".4f")
+    loss = fmt(stats.get("loss"), ".4f")
+    val = fmt(stats.get("val_loss"), ".4f")
     data = stats.get("data", {})
     steps = f"{stats['steps']} step" + ("" if stats["steps"] == 1 else "s")
     return (
@@ -280,25 +272,25 @@ def _snapshot_tables(snap: dict, names: dict[int, str]) -> str:
         [
             a["layer"],
             a["kind"],
-            _fmt(a["mean"], "+.2f"),
-            _fmt(a["std"], ".2f"),
+            fmt(a["mean"], "+.2f"),
+            fmt(a["std"], ".2f"),
             "n/a" if a.get("saturated") is None else f"{a['saturated']:.2f}%",
             _num(a.get("dead_units")),
         ]
         for a in snap["activations"]
     ]
     grads = [
-        [g["layer"], g["kind"], _fmt(g["mean"], "+f"), _fmt(g["std"], "e")]
+        [g["layer"], g["kind"], fmt(g["mean"], "+f"), fmt(g["std"], "e")]
         for g in snap["gradients"]
     ]
     weights = [
         [
             w["param"],
             names.get(w["param"], ""),
-            _shape(w["shape"]),
-            _fmt(w["mean"], "+f"),
-            _fmt(w["std"], "e"),
-            _fmt(w["grad_to_data"], "e"),
+            shape_text(w["shape"]),
+            fmt(w["mean"], "+f"),
+            fmt(w["std"], "e"),
+            fmt(w["grad_to_data"], "e"),
         ]
         for w in snap["weights"]
     ]
@@ -306,7 +298,7 @@ def _snapshot_tables(snap: dict, names: dict[int, str]) -> str:
         table(
             ["layer", "kind", "mean", "std", "saturated", "dead units"],
             acts,
-            f"activations · step {k} (loss {_fmt(snap.get('loss'), '.4f')})",
+            f"activations · step {k} (loss {fmt(snap.get('loss'), '.4f')})",
             (1,),
         )
         + table(
@@ -336,9 +328,9 @@ def _update_rows(stats: dict, ud: np.ndarray, tail: int) -> list[list]:
             [
                 p["param"],
                 p["name"],
-                _shape(p["shape"]),
-                _fmt(p.get("update_to_data"), "+.2f"),
-                _fmt(mean, "+.2f"),
+                shape_text(p["shape"]),
+                fmt(p.get("update_to_data"), "+.2f"),
+                fmt(mean, "+.2f"),
             ]
         )
     return rows
@@ -461,9 +453,11 @@ def _series_images(run_dir: Path, stats: dict, series: dict) -> str:
         numbers(["step", "loss"], rows, f"numbers behind this picture{note}"),
     )
     weights = [p for p in stats["params"] if len(p["shape"]) == 2]
-    columns = ["step"] + [f"param {p['param']} {_shape(p['shape'])}" for p in weights]
+    columns = ["step"] + [
+        f"param {p['param']} {shape_text(p['shape'])}" for p in weights
+    ]
     rows = [
-        [i + 1] + [_fmt(_finite(ud[i, p["param"]]), "+.3f") for p in weights]
+        [i + 1] + [fmt(_finite(ud[i, p["param"]]), "+.3f") for p in weights]
         for i in _every(len(ud))
     ]
     return out + image(
@@ -615,7 +609,7 @@ def _sweep_points_body(sweep_dir: Path, record: dict, runs: list) -> str:
             *(p["labels"].get(k, "") for k in keys),
             _status(p["status"]),
             _num(p.get("steps")),
-            _fmt(p.get("seconds"), ".1f"),
+            fmt(p.get("seconds"), ".1f"),
             _counts(run),
             _report_link(sweep_dir, p),
             p.get("error") or "",
@@ -660,7 +654,7 @@ def _layer_table(
             return "-"
         value = rows[layer].get(key)
         past = value is not None and limit is not None and value > limit
-        return Cell(_fmt(value, spec), "unhealthy" if past else "")
+        return Cell(fmt(value, spec), "unhealthy" if past else "")
 
     rows = [
         [
@@ -724,9 +718,9 @@ def _sweep_tables_body(record: dict, runs: list) -> str:
                 _num(p.get("steps")),
                 _loss(p.get("loss")),
                 _loss(p.get("val_loss")),
-                _fmt(top.get("value"), ".2e"),
+                fmt(top.get("value"), ".2e"),
                 _num(top.get("param")),
-                _shape(top["shape"]) if top else "n/a",
+                shape_text(top["shape"]) if top else "n/a",
             ]
         )
     body += table(
@@ -747,7 +741,7 @@ def _sweep_tables_body(record: dict, runs: list) -> str:
     shapes = {u["param"]: u["shape"] for p in points for u in p["update_to_data"]}
     values = [{u["param"]: u["value"] for u in p["update_to_data"]} for p in points]
     rows = [
-        [param, _shape(shapes[param]), *(_fmt(v.get(param), "+.2f") for v in values)]
+        [param, shape_text(shapes[param]), *(fmt(v.get(param), "+.2f") for v in values)]
         for param in sorted(shapes)
     ]
     if rows:
@@ -761,7 +755,7 @@ def _sweep_tables_body(record: dict, runs: list) -> str:
 
 def _loss(value: float | None) -> str:
     """A loss with four decimals, or in e-notation when it has blown up."""
-    return _fmt(value, ".4f" if value is None or abs(value) < 1e4 else ".3e")
+    return fmt(value, ".4f" if value is None or abs(value) < 1e4 else ".3e")
 
 
 def _folded(label: str, parts: list[str]) -> str:
@@ -781,9 +775,9 @@ def _sweep_numbers(name: str, record: dict, runs: list) -> str:
                 p["label"],
                 r["layer"],
                 r["kind"],
-                _fmt(r["act_std"], ".4f"),
-                _fmt(r["saturated"], ".2f"),
-                _fmt(r["grad_std"], ".3e"),
+                fmt(r["act_std"], ".4f"),
+                fmt(r["saturated"], ".2f"),
+                fmt(r["grad_std"], ".3e"),
             ]
             for p in points
             for r in p["layers"]
@@ -810,10 +804,10 @@ def _sweep_numbers(name: str, record: dict, runs: list) -> str:
             ud = run["series"].get("update_to_data", np.empty((0, 0)))
             weights = [w for w in run["stats"]["params"] if len(w["shape"]) == 2]
             columns = ["step"] + [
-                f"param {w['param']} {_shape(w['shape'])}" for w in weights
+                f"param {w['param']} {shape_text(w['shape'])}" for w in weights
             ]
             rows = [
-                [i + 1] + [_fmt(_finite(ud[i, w["param"]]), "+.3f") for w in weights]
+                [i + 1] + [fmt(_finite(ud[i, w["param"]]), "+.3f") for w in weights]
                 for i in _every(len(ud))
             ]
             parts.append(f"<h3>{esc(p['label'])}</h3>\n" + table(columns, rows))
@@ -983,10 +977,10 @@ def _runs_body(record: dict) -> str:
             r["path"],
             _num(r.get("steps")),
             _num(r.get("step")),
-            _fmt(r.get("step_loss"), ".4f"),
-            _fmt(r.get("loss"), ".4f"),
-            _fmt(r.get("val_loss"), ".4f"),
-            _fmt(r.get("grad_to_data_median"), ".2e"),
+            fmt(r.get("step_loss"), ".4f"),
+            fmt(r.get("loss"), ".4f"),
+            fmt(r.get("val_loss"), ".4f"),
+            fmt(r.get("grad_to_data_median"), ".2e"),
         ]
         for r in record["runs"]
     ]
@@ -1120,7 +1114,7 @@ def _compare_numbers(name: str, family: str, record: dict) -> str:
                     row["row"],
                     _row_name(row),
                     STAT_NAMES[stat],
-                    *(_fmt(v, ".4g") for v in values),
+                    *(fmt(v, ".4g") for v in values),
                 ]
             )
     where = {

@@ -10,14 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from actdiag.artifacts import GUIDE
-from actdiag.text import change_text, show_value
-
-NA = "n/a"
-
-
-def fmt(value: float | None, spec: str) -> str:
-    """Format `value` with `spec`, or n/a when it is undefined."""
-    return NA if value is None else format(value, spec)
+from actdiag.text import NA, change_text, fmt, shape_text, show_value
 
 
 def activation_table(snapshot: dict) -> Table:
@@ -59,7 +52,7 @@ def weight_table(snapshot: dict) -> Table:
     for name in ("param", "shape", "mean", "std", "grad:data"):
         table.add_column(name, justify="right")
     for w in snapshot["weights"]:
-        shape = "(" + ", ".join(str(n) for n in w["shape"]) + ")"
+        shape = shape_text(w["shape"])
         table.add_row(
             str(w["param"]),
             shape,
@@ -87,7 +80,7 @@ def update_table(stats: dict, ud: np.ndarray) -> Table:
         column = ud[-tail:, p["param"]] if steps else np.empty(0)
         finite = column[np.isfinite(column)]
         mean = float(finite.mean()) if len(finite) else None
-        shape = "(" + ", ".join(str(n) for n in p["shape"]) + ")"
+        shape = shape_text(p["shape"])
         cells = [str(p["param"]), shape, fmt(p.get("update_to_data"), "+.2f")]
         table.add_row(*cells, *([fmt(mean, "+.2f")] if tail > 1 else []))
     return table
@@ -321,7 +314,7 @@ def sweep_update_table(record: dict) -> Table:
     shapes = {u["param"]: u["shape"] for p in points for u in p["update_to_data"]}
     values = [{u["param"]: u["value"] for u in p["update_to_data"]} for p in points]
     for param in sorted(shapes):
-        shape = "(" + ", ".join(str(n) for n in shapes[param]) + ")"
+        shape = shape_text(shapes[param])
         cells = [fmt(v.get(param), "+.2f") for v in values]
         table.add_row(str(param), shape, *cells)
     return table

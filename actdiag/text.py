@@ -2,6 +2,18 @@
 
 from __future__ import annotations
 
+NA = "n/a"  # an undefined statistic
+
+
+def fmt(value: float | None, spec: str) -> str:
+    """Format `value` with `spec`, or n/a when it is undefined."""
+    return NA if value is None else format(value, spec)
+
+
+def shape_text(shape: list[int]) -> str:
+    """A tensor shape as the lecture prints it: `(100, 27)`."""
+    return "(" + ", ".join(str(n) for n in shape) + ")"
+
 
 def show_value(value) -> str:
     """A config value as a user writes it: on/off, 4 significant digits, lists."""
