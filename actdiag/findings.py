@@ -13,21 +13,25 @@ from collections.abc import Callable
 
 import numpy as np
 
+from actdiag.config import FIELDS
+from actdiag.text import shape_text
+
 SEVERITIES = ("bad", "warn", "info")  # most serious first
 
-# the config keys the rules read, with the defaults used for runs that lack them
-DEFAULTS = {
-    "saturation_threshold": 5.0,
-    "std_ratio_threshold": 1.8,
-    "grad_ratio_threshold": 4.0,
-    "grad_to_data_factor": 10.0,
-    "ud_low": -4.0,
-    "ud_high": -2.0,
-    "ud_tail": 0.1,
-    "ud_min_steps": 100,
-    "dead_threshold": 0.99,
-    "loss_excess": 0.5,
-}
+# the config keys the rules read; runs that lack one get the Config default
+THRESHOLD_KEYS = (
+    "saturation_threshold",
+    "std_ratio_threshold",
+    "grad_ratio_threshold",
+    "grad_to_data_factor",
+    "ud_low",
+    "ud_high",
+    "ud_tail",
+    "ud_min_steps",
+    "dead_threshold",
+    "loss_excess",
+)
+DEFAULTS = {key: FIELDS[key].default for key in THRESHOLD_KEYS}
 
 
 def thresholds_from(config: dict) -> dict:
@@ -63,8 +67,7 @@ def _layer(record: dict) -> str:
 
 
 def _param_label(param: dict) -> str:
-    shape = "(" + ", ".join(str(n) for n in param["shape"]) + ")"
-    return f"param {param['param']} {shape} '{param['name']}'"
+    return f"param {param['param']} {shape_text(param['shape'])} '{param['name']}'"
 
 
 # ---------------------------------------------------------------------------
@@ -106,31 +109,41 @@ def _depth_ratio(records: list[dict]) -> tuple[dict, dict, float] | None:
     return first, last, last["std"] / first["std"]
 
 
-def act_depth(snapshot: dict, t: dict) -> list[dict]:
-    """Activation std of the last watched layer beyond a factor of the first's."""
-    found, factor = _depth_ratio(snapshot["activations"]), t["std_ratio_threshold"]
+def _depth_finding(
+    rule: str,
+    what: str,
+    records: list[dict],
+    snapshot: dict,
+    factor: float,
+    bad_power: int,
+    explain: Callable[[bool], str],
+    advice: Callable[[bool], str],
+) -> list[dict]:
+    """A finding when `what` std of the last record is beyond `factor` of the first's.
+
+    Severity is bad past factor**bad_power either way; `explain(grows)` ends the
+    message and `advice(grows)` says what to try.
+    """
+    found = _depth_ratio(records)
     if found is None:
         return []
     first, last, ratio = found
     if 1 / factor <= ratio <= factor:
         return []
     grows = ratio > factor
-    severity = "bad" if max(ratio, 1 / ratio) > factor**3 else "warn"
-    advice = (
-        "Each layer amplifies its input: put a squashing nonlinearity (tanh) between "
-        "the Linear layers, lower the gain, or add batchnorm."
-        if grows
-        else "Each layer shrinks its input, so deep layers see almost nothing: raise the "
-        "gain (5/3 for tanh) or add batchnorm."
+    severity = "bad" if max(ratio, 1 / ratio) > factor**bad_power else "warn"
+    message = (
+        f"{what} std {'grows' if grows else 'shrinks'} with depth at step "
+        f"{snapshot['step']}: {first['std']:.3g} at {_layer(first)}, {last['std']:.3g} "
+        f"at {_layer(last)} ({ratio:.3g}x; limit {factor:g}x either way)."
+        + explain(grows)
     )
     return [
         finding(
-            "act_depth",
+            rule,
             severity,
-            f"Activation std {'grows' if grows else 'shrinks'} with depth at step "
-            f"{snapshot['step']}: {first['std']:.3g} at {_layer(first)}, {last['std']:.3g} "
-            f"at {_layer(last)} ({ratio:.3g}x; limit {factor:g}x either way).",
-            advice,
+            message,
+            advice(grows),
             value=ratio,
             threshold=factor,
             step=snapshot["step"],
@@ -139,39 +152,48 @@ def act_depth(snapshot: dict, t: dict) -> list[dict]:
             direction="grows" if grows else "shrinks",
         )
     ]
+
+
+def act_depth(snapshot: dict, t: dict) -> list[dict]:
+    """Activation std of the last watched layer beyond a factor of the first's."""
+    return _depth_finding(
+        "act_depth",
+        "Activation",
+        snapshot["activations"],
+        snapshot,
+        t["std_ratio_threshold"],
+        3,
+        lambda grows: "",
+        lambda grows: (
+            "Each layer amplifies its input: put a squashing nonlinearity (tanh) "
+            "between the Linear layers, lower the gain, or add batchnorm."
+            if grows
+            else "Each layer shrinks its input, so deep layers see almost nothing: "
+            "raise the gain (5/3 for tanh) or add batchnorm."
+        ),
+    )
 
 
 def grad_depth(snapshot: dict, t: dict) -> list[dict]:
     """Gradient std of the last watched layer beyond a factor of the first's."""
-    found, factor = _depth_ratio(snapshot["gradients"]), t["grad_ratio_threshold"]
-    if found is None:
-        return []
-    first, last, ratio = found
-    if 1 / factor <= ratio <= factor:
-        return []
-    grows = ratio > factor
     # the backward pass runs from the last layer to the first
-    backward = "vanish" if grows else "explode"
-    severity = "bad" if max(ratio, 1 / ratio) > factor**2 else "warn"
-    return [
-        finding(
-            "grad_depth",
-            severity,
-            f"Activation-gradient std {'grows' if grows else 'shrinks'} with depth at step "
-            f"{snapshot['step']}: {first['std']:.3g} at {_layer(first)}, {last['std']:.3g} "
-            f"at {_layer(last)} ({ratio:.3g}x; limit {factor:g}x either way). Flowing "
-            f"backward toward the input the gradients {backward}, so layers learn at "
-            "very different speeds.",
+    return _depth_finding(
+        "grad_depth",
+        "Activation-gradient",
+        snapshot["gradients"],
+        snapshot,
+        t["grad_ratio_threshold"],
+        2,
+        lambda grows: (
+            " Flowing backward toward the input the gradients "
+            f"{'vanish' if grows else 'explode'}, so layers learn at very different "
+            "speeds."
+        ),
+        lambda grows: (
             "Bring the gain back to what the nonlinearity needs (5/3 for tanh, 1 for "
-            "none), keep a tanh between Linear layers, or add batchnorm.",
-            value=ratio,
-            threshold=factor,
-            step=snapshot["step"],
-            layer=last["layer"],
-            kind=last["kind"],
-            direction="grows" if grows else "shrinks",
-        )
-    ]
+            "none), keep a tanh between Linear layers, or add batchnorm."
+        ),
+    )
 
 
 def grad_to_data_outlier(snapshot: dict, params: list[dict], t: dict) -> list[dict]:
