@@ -40,25 +40,12 @@ PRESETS = {
 }
 
 
-def plain(cfg: Config, data: Dataset) -> None:
-    """The lecture's training loop, nothing recorded."""
-    g = torch.Generator().manual_seed(cfg.seed)
-    model = MLP(cfg, data.vocab_size, g)
-    parameters = list(model.parameters())
-    Xtr, Ytr = data.splits["train"]
-    for step in range(1, cfg.steps + 1):
-        ix = torch.randint(0, Xtr.shape[0], (cfg.batch_size,), generator=g)
-        loss = cross_entropy(model(Xtr[ix]), Ytr[ix])
-        for p in parameters:
-            p.grad = None
-        loss.backward()
-        lr = cfg.lr_at(step)
-        for p in parameters:
-            p.data += -lr * p.grad
+def lecture_loop(cfg: Config, data: Dataset, log: bool) -> None:
+    """The lecture's training loop; with `log`, its notebook logging as well.
 
-
-def notebook(cfg: Config, data: Dataset) -> None:
-    """The lecture's loop with its logging: a host read per parameter per step."""
+    The logging reads the host once per parameter per step (update:data) and
+    once for the loss, as the lecture's notebook does.
+    """
     g = torch.Generator().manual_seed(cfg.seed)
     model = MLP(cfg, data.vocab_size, g)
     parameters = list(model.parameters())
@@ -73,14 +60,25 @@ def notebook(cfg: Config, data: Dataset) -> None:
         lr = cfg.lr_at(step)
         for p in parameters:
             p.data += -lr * p.grad
-        lossi.append(loss.log10().item())
-        with torch.no_grad():
-            ud.append(
-                [
-                    ((lr * p.grad).std() / p.data.std()).log10().item()
-                    for p in parameters
-                ]
-            )
+        if log:
+            lossi.append(loss.log10().item())
+            with torch.no_grad():
+                ud.append(
+                    [
+                        ((lr * p.grad).std() / p.data.std()).log10().item()
+                        for p in parameters
+                    ]
+                )
+
+
+def plain(cfg: Config, data: Dataset) -> None:
+    """The lecture's training loop, nothing recorded."""
+    lecture_loop(cfg, data, log=False)
+
+
+def notebook(cfg: Config, data: Dataset) -> None:
+    """The lecture's loop with its logging: a host read per parameter per step."""
+    lecture_loop(cfg, data, log=True)
 
 
 def actdiag(cfg: Config, data: Dataset) -> None:
