@@ -33,6 +33,8 @@ STATS = "stats.json"
 SERIES = "series.npz"
 CONFIG = "config.yaml"
 MAPS = "saturation_maps.npz"
+SWEEP = "sweep.json"  # a sweep directory's summary
+COMPARE = "compare.json"  # a comparison folder's record
 REPORT = "report.html"
 GUIDE = -3.0  # log10 of the lecture's 1e-3 update:data guide
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from actdiag import artifacts
 from actdiag.errors import ActdiagError
+from actdiag.text import show_value
 
 # health thresholds: a value past one is unhealthy, a change across one is highlighted
 SATURATED_MAX = 5.0  # percent of |t| > 0.97 in a tanh layer
@@ -31,7 +32,7 @@ MOVED_DECADES = 0.01  # update_to_data: difference of log10 values
 MOVED_MEAN = 1e-6  # means: absolute difference
 
 UPDATE_WINDOW = 0.1  # update_to_data: mean over this fraction of steps up to the step
-SWEEP = "sweep.json"
+SWEEP = artifacts.SWEEP
 
 # family -> (stat, how its change is measured, shown in the table)
 FAMILIES = {
@@ -166,19 +167,6 @@ def config_diff(configs: list[dict]) -> dict[str, list]:
         if any(v != values[0] for v in values[1:]):
             diff[key] = values
     return diff
-
-
-def show_value(value) -> str:
-    """A config value as a short string."""
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if value is None:
-        return "null"
-    if isinstance(value, list):
-        return "[" + ", ".join(show_value(v) for v in value) + "]"
-    return str(value)
 
 
 def run_labels(paths: list[Path], diff: dict[str, list], width: int = 24) -> list[str]:
@@ -455,7 +443,7 @@ def compare_runs(
     runs = load_runs(paths)
     record = compare(runs, step)
     folder = artifacts.make_run_dir("compare", out, root=runs[0]["path"].parent)
-    artifacts.write_json(folder / "compare.json", artifacts.clean(record))
+    artifacts.write_json(folder / artifacts.COMPARE, artifacts.clean(record))
 
     # pictures, drawn from the same aligned records (two processes where two cores)
     from actdiag.plots import plot_compare

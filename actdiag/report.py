@@ -506,8 +506,8 @@ def write_run_report(run_dir: Path) -> Path:
 # ---------------------------------------------------------------------------
 # the sweep page: its points side by side, from sweep.json and their run directories
 
-SWEEP_FILE = "sweep.json"
-COMPARE_FILE = "compare.json"
+SWEEP_FILE = artifacts.SWEEP
+COMPARE_FILE = artifacts.COMPARE
 SWEEP_FIGURES = (
     ("sweep_depth.png", "statistics against depth"),
     ("sweep_act_hist.png", "activation distribution per point"),

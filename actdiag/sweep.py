@@ -30,7 +30,7 @@ from actdiag.config import Config, check_key, load_config, parse_value, validate
 from actdiag.errors import ActdiagError
 
 SCHEMA = 1
-SUMMARY = "sweep.json"
+SUMMARY = artifacts.SWEEP
 FIGURES = (
     "sweep_depth.png",  # activation std, saturated, gradient std against layer
     "sweep_act_hist.png",  # activation histograms, a panel per point
