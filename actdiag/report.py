@@ -518,7 +518,10 @@ SWEEP_FIGURES = (
 
 
 def read_record(folder: Path, name: str, what: str) -> dict:
-    """Load the JSON summary `name` of a sweep or comparison folder, naming the path."""
+    """Load the JSON record `name` of a comparison folder, naming the path.
+
+    Sweep folders are read by `sweep.read_sweep`.
+    """
     path = folder / name
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
@@ -895,7 +898,9 @@ def _sweep_findings_body(sweep_dir: Path, record: dict, runs: list) -> str:
 
 def sweep_report(sweep_dir: Path) -> str:
     """The HTML page of a sweep directory, built from its files alone."""
-    record = read_record(sweep_dir, SWEEP_FILE, "sweep")
+    from actdiag.sweep import read_sweep
+
+    record = read_sweep(sweep_dir)
     if not isinstance(record.get("points"), list):
         raise ActdiagError(f"{sweep_dir / SWEEP_FILE}: corrupt sweep file (no points)")
     runs = [_point_run(sweep_dir, p) for p in record["points"]]
