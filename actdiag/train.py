@@ -20,7 +20,7 @@ from actdiag.config import Config
 from actdiag.data import Dataset
 from actdiag.errors import ActdiagError
 from actdiag.fused import FusedSGD
-from actdiag.model import MLP, cross_entropy
+from actdiag.model import KINDS, MLP, cross_entropy
 from actdiag.probe import Probe
 
 # called as progress(step, loss) every PROGRESS_EVERY steps and at the end
@@ -237,7 +237,9 @@ def _empty_result(
         device=str(device),
         vocab_size=data.vocab_size,
         n_params=sum(p.numel() for p in params),
-        layers=[{"layer": i, "kind": k} for i, k in enumerate(_kinds(model))],
+        layers=[
+            {"layer": i, "kind": KINDS[type(m)]} for i, m in enumerate(model.layers)
+        ],
         params=[
             {"param": i, "name": name, "shape": list(p.shape)}
             for i, (name, p) in enumerate(zip(model.param_names(), params, strict=True))
@@ -245,12 +247,6 @@ def _empty_result(
         loss=np.empty(0, np.float32),
         update_to_data=np.empty((0, len(params)), np.float32),
     )
-
-
-def _kinds(model: MLP) -> list[str]:
-    from actdiag.model import KINDS
-
-    return [KINDS[type(m)] for m in model.layers]
 
 
 def _undefined_to_nan(a: np.ndarray) -> np.ndarray:
