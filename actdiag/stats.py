@@ -57,10 +57,18 @@ def histogram(t: torch.Tensor, bins: int = BINS) -> dict | None:
     torch.histogram has no CUDA kernel.
     """
     t = t.detach().float().flatten().cpu()
-    t = t[torch.isfinite(t)]
     if t.numel() == 0:
         return None
-    density, edges = torch.histogram(t, bins=bins, density=True)
+
+    # min and max carry a NaN through, so finite ends mean every entry is finite
+    lo, hi = torch.aminmax(t)
+    if not (math.isfinite(lo.item()) and math.isfinite(hi.item())):
+        t = t[torch.isfinite(t)]
+        if t.numel() == 0:
+            return None
+        lo, hi = torch.aminmax(t)
+    span = (lo.item(), hi.item())
+    density, edges = torch.histogram(t, bins=bins, range=span, density=True)
     return {"edges": edges.tolist(), "density": density.tolist()}
 
 

@@ -134,17 +134,22 @@ def _train(
     snapshot_steps = set(cfg.snapshot_steps())
     result = _empty_result(cfg, data, device, model)
 
-    # per-step records stay on the device until the end
-    losses = torch.empty(cfg.steps, device=device)
+    # per-step records: on CUDA they stay on the device until the end
+    on_host = check_every == 1  # the loss is read every step anyway
+    if on_host:
+        losses = np.empty(cfg.steps, np.float32)
+    else:
+        losses = torch.empty(cfg.steps, device=device)
     ratios = torch.empty((cfg.steps, len(params)), device=device)
-    done = checked = 0
+    done = checked = drained = 0
     try:
         for step in range(1, cfg.steps + 1):
             # minibatch, drawn on the CPU generator: every device sees the same batches
             ix = torch.randint(
                 0, Xtr.shape[0], (cfg.batch_size,), generator=g, pin_memory=pinned
             )
-            ix = ix.to(device, non_blocking=True)
+            if pinned:
+                ix = ix.to(device, non_blocking=True)
             Xb, Yb = Xtr[ix], Ytr[ix]  # (batch, context), (batch,)
             lr = cfg.lr_at(step)
             snapshot = step in snapshot_steps
@@ -152,24 +157,30 @@ def _train(
             # forward and backward, watched by the probe on snapshot steps
             with probe.attach() if snapshot else nullcontext():
                 loss = cross_entropy(model(Xb), Yb)
-                losses[step - 1] = loss.detach()
-                if check_every == 1 and not math.isfinite(loss.item()):
-                    result.diverged = step
-                    break
+                if on_host:
+                    losses[step - 1] = value = loss.item()
+                    if not math.isfinite(value):
+                        result.diverged = step
+                        break
+                else:
+                    losses[step - 1] = loss.detach()
                 sgd.zero_grad()
                 loss.backward()
 
-            # update, then record the update:data ratio of every parameter
-            sgd.step(lr, out=ratios[step - 1])
+            # update; the update:data ratios become records a window at a time
+            sgd.step(lr)
             done = step
+            if sgd.pending == sgd.window:
+                sgd.drain(out=ratios[drained : drained + sgd.window])
+                drained += sgd.window
 
             # batched divergence check: one host sync every `check_every` steps
-            if check_every > 1 and (
+            if not on_host and (
                 step % check_every == 0 or step == cfg.steps or snapshot
             ):
                 bad = _first_nonfinite(losses[checked:step])
                 if bad is not None:
-                    result.diverged = done = checked + bad + 1
+                    result.diverged = checked + bad + 1
                     break
                 checked = step
             if snapshot:
@@ -189,16 +200,19 @@ def _train(
                 progress(step, loss.item())
     except KeyboardInterrupt:
         result.interrupted = done + 1
-        bad = _first_nonfinite(losses[checked:done])
-        if bad is not None:
-            result.diverged = done = checked + bad + 1
+        if not on_host:
+            bad = _first_nonfinite(losses[checked:done])
+            if bad is not None:
+                result.diverged = checked + bad + 1
+    if sgd.pending:
+        sgd.drain(out=ratios[drained : drained + sgd.pending])
 
     # move the series to the host once, and drop what a divergence left behind
     # NOTE: a diverged step itself is not kept: its loss was not finite
     if result.diverged is not None:
         done = result.diverged - 1
         result.snapshots = [s for s in result.snapshots if s["step"] <= done]
-    result.loss = losses[:done].cpu().numpy()
+    result.loss = losses[:done] if on_host else losses[:done].cpu().numpy()
     result.update_to_data = _undefined_to_nan(ratios[:done].cpu().numpy())
     if done and result.diverged is None:
         Xva, Yva = data.splits["val"]

@@ -158,11 +158,11 @@ def test_ctrl_c_keeps_what_was_recorded_and_exits_130(
     real = FusedSGD.step
     calls = []
 
-    def interrupt_on_eleventh(self, lr, out=None):
+    def interrupt_on_eleventh(self, lr):
         calls.append(1)
         if len(calls) == 11:
             raise KeyboardInterrupt
-        return real(self, lr, out)
+        return real(self, lr)
 
     monkeypatch.setattr(FusedSGD, "step", interrupt_on_eleventh)
     out = tmp_path / "run"
@@ -171,7 +171,10 @@ def test_ctrl_c_keeps_what_was_recorded_and_exits_130(
     stats = json.loads((out / "stats.json").read_text())
     assert stats["interrupted"] == 11 and stats["steps"] == 10
     assert [s["step"] for s in stats["snapshots"]] == [1, 10]
-    assert np.load(out / "series.npz")["loss"].shape == (10,)
+    series = np.load(out / "series.npz")
+    assert series["loss"].shape == (10,)
+    assert series["update_to_data"].shape[0] == 10
+    assert np.isfinite(series["update_to_data"]).all()
     assert "interrupted at step 11" in result.stderr
 
 

@@ -79,6 +79,8 @@ def test_updates_bitwise_equal_to_the_lecture_loop(batchnorm):
         sgd.zero_grad()
         loss.backward()
         sgd.step(lr)
+        if sgd.pending == sgd.window:
+            sgd.drain()
     for a, b in zip(naive_params, fused_params, strict=True):
         assert torch.equal(a, b)
 
@@ -87,15 +89,32 @@ def test_updates_bitwise_equal_to_the_lecture_loop(batchnorm):
 def test_ratios_match_the_formula_every_step(batchnorm):
     model, _ = tiny_model(batchnorm)
     params = list(model.parameters())
-    sgd = FusedSGD(params)
+    sgd = FusedSGD(params, window=16)  # 50 steps: three full windows and a part
+    expected, got = [], []
     for X, Y in batches(50, seed=1):
         loss = cross_entropy(model(X), Y)
         sgd.zero_grad()
         loss.backward()
         grads = [p.grad.clone() for p in params]
-        ratios = sgd.step(0.1)
-        assert ratios.shape == (len(params),) and ratios.dtype == torch.float32
-        assert_ratios_close(ratios, naive_ratios(0.1, grads, params))
+        sgd.step(0.1)
+        expected.append(naive_ratios(0.1, grads, params))
+        if sgd.pending == sgd.window:
+            got.append(sgd.drain())
+    got.append(sgd.drain())
+    ratios = torch.cat(got)
+    assert ratios.shape == (50, len(params)) and ratios.dtype == torch.float32
+    assert_ratios_close(ratios, torch.stack(expected))
+
+
+def test_a_full_window_must_be_drained():
+    model, _ = tiny_model(False)
+    sgd = FusedSGD(list(model.parameters()), window=2)
+    sgd.step(0.1)
+    sgd.step(0.1)
+    with pytest.raises(RuntimeError, match="drain"):
+        sgd.step(0.1)
+    assert sgd.drain().shape == (2, len(sgd.params)) and sgd.pending == 0
+    sgd.step(0.1)
 
 
 def test_gradients_accumulate_into_the_flat_buffer():
@@ -137,7 +156,8 @@ def test_ratios_at_the_edges():
     sgd = FusedSGD(params)
     for p, g in zip(params, grads, strict=True):
         p.grad.copy_(g)
-    ratios = sgd.step(0.1)
+    sgd.step(0.1)
+    (ratios,) = sgd.drain()
     with pytest.warns(UserWarning, match="degrees of freedom"):
         naive = naive_ratios(0.1, grads, params)
     assert_ratios_close(ratios, naive)
@@ -150,10 +170,11 @@ def test_constant_weight_with_a_real_update_is_infinite():
     sgd = FusedSGD([weight])
     weight.grad.copy_(torch.arange(10.0))
     weight.data.copy_(torch.full((10,), 0.0))
-    ratio = sgd.step(0.1)
+    sgd.step(0.1)
     # the update has spread, so the weight after it has spread as well
-    assert torch.isfinite(ratio).all()
+    assert torch.isfinite(sgd.drain()).all()
     sgd.weight.zero_()
     sgd.update.copy_(torch.arange(len(sgd.update), dtype=torch.float32))
     sgd.update[10:] = 0
-    assert sgd.ratios()[0] == math.inf
+    sgd.record()
+    assert sgd.drain()[0, 0] == math.inf

@@ -55,7 +55,23 @@ def test_histogram_matches_numpy_density(t):
 def test_histogram_drops_non_finite_and_empty():
     hist = stats.histogram(torch.tensor([0.0, 1.0, float("inf"), float("nan")]))
     assert sum(hist["density"]) > 0
+    assert hist == stats.histogram(torch.tensor([0.0, 1.0]))
     assert stats.histogram(torch.tensor([float("nan")])) is None
+    assert stats.histogram(torch.tensor([-float("inf"), float("inf")])) is None
+    assert stats.histogram(torch.empty(0)) is None
+
+
+@pytest.mark.parametrize("kind", ["normal", "constant", "one"])
+def test_histogram_is_torch_histogram_exactly(kind):
+    g = torch.Generator().manual_seed(5)
+    t = {
+        "normal": torch.randn((32, 100), generator=g),
+        "constant": torch.full((7, 3), 0.3),
+        "one": torch.tensor([2.5]),
+    }[kind]
+    density, edges = torch.histogram(t.flatten(), bins=stats.BINS, density=True)
+    hist = stats.histogram(t)
+    assert hist == {"edges": edges.tolist(), "density": density.tolist()}
 
 
 def test_grad_to_data_is_ratio_of_stds(t):

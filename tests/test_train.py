@@ -84,3 +84,37 @@ def test_threads_are_set_for_training_and_restored(data, monkeypatch):
 def test_threads_must_be_positive():
     with pytest.raises(Exception, match="key 'threads' is 0; it must be >= 1"):
         load_config(None, ["threads=0"])
+
+
+@pytest.mark.parametrize("batchnorm", [False, True])
+def test_records_match_the_lecture_loop_across_ratio_windows(data, batchnorm):
+    from actdiag import stats
+    from actdiag.fused import WINDOW
+    from actdiag.model import MLP, cross_entropy
+
+    # more steps than two windows, ending inside the third
+    cfg = tiny(steps=2 * WINDOW + 9, batchnorm=batchnorm, lr=0.2)
+    result = train(cfg, data)
+
+    # the lecture's loop, one parameter at a time
+    g = torch.Generator().manual_seed(cfg.seed)
+    model = MLP(cfg, data.vocab_size, g)
+    params = list(model.parameters())
+    Xtr, Ytr = data.splits["train"]
+    losses, ratios = [], []
+    for step in range(1, cfg.steps + 1):
+        ix = torch.randint(0, Xtr.shape[0], (cfg.batch_size,), generator=g)
+        loss = cross_entropy(model(Xtr[ix]), Ytr[ix])
+        for p in params:
+            p.grad = None
+        loss.backward()
+        lr = cfg.lr_at(step)
+        for p in params:
+            p.data += -lr * p.grad
+        losses.append(loss.item())
+        ratios.append(stats.update_to_data_all(lr, params))
+
+    np.testing.assert_array_equal(result.loss, np.array(losses, np.float32))
+    expected = torch.stack(ratios).numpy()
+    assert result.update_to_data.shape == expected.shape
+    np.testing.assert_allclose(result.update_to_data, expected, rtol=0, atol=2e-6)
