@@ -1,4 +1,4 @@
-"""The benchmark script runs its three variants and prints its table."""
+"""The benchmark scripts run their variants and print their tables."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import torch
 from actdiag.config import Config
 from actdiag.data import load_dataset
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_train.py"
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
-def load_bench():
-    """Import benchmarks/bench_train.py as a module."""
-    spec = importlib.util.spec_from_file_location("bench_train", SCRIPT)
+def load_bench(name: str = "bench_train"):
+    """Import benchmarks/<name>.py as a module."""
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -38,3 +38,21 @@ def test_bench_interleaves_the_variants_and_reports(tmp_path, capsys):
     assert "tiny: 3 steps, batch 32, batchnorm off, 2 rounds" in out
     for label in ("a plain", "b actdiag", "c notebk", "b/a", "c/a", "best of 2"):
         assert label in out, out
+
+
+def test_profile_step_times_every_phase_of_every_variant(tmp_path):
+    from actdiag.fused import WINDOW
+
+    profile = load_bench("profile_step")
+    path = tmp_path / "words.txt"
+    path.write_text("\n".join(["anna", "bob", "clara", "dave", "emma", "fred"] * 5))
+    data = load_dataset(path, context=3)
+    cfg = Config(width=8, depth=2, steps=WINDOW + 3, threads=1)
+    for variant in profile.VARIANTS:
+        times = profile.profile(cfg, data, variant)
+        assert set(times) == set(profile.PHASES)
+        assert min(times["forward"], times["backward"], times["update"]) > 0
+        if variant == "actdiag":
+            assert times["ratios"] > 0
+        else:
+            assert times["ratios"] < times["update"]
