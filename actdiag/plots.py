@@ -351,18 +351,52 @@ def bin_means(y: np.ndarray, max_points: int = MAX_POINTS) -> tuple[np.ndarray, 
     return (starts + 1 + ends) / 2, means
 
 
-def plot_compare_hists(family: str, record: dict, rows: list[list], path: Path) -> Path:
-    """Each aligned layer's histogram from every run, overlaid; one panel per row."""
+HIST_TITLES = {
+    "act": ("activation distribution", "activation value"),
+    "grad": ("activation gradient distribution", "gradient value"),
+    "weight": ("weight gradient distribution", "gradient value"),
+}
+
+
+def plot_compare_hists(
+    record: dict, hists: dict[str, list], paths: dict[str, Path]
+) -> list[Path]:
+    """Per family in `hists`, each aligned row's histogram from every run, overlaid.
+
+    One panel per row. A family with as many rows and the same axis sharing as
+    the one before it (grad after act) is drawn on that figure again: the panels
+    are made once, and only their curves, legends and titles change.
+    """
+    fig, axes, shape = None, [], None
+    for family, rows in hists.items():
+        share = family != "weight"
+        if (len(rows), share) == shape:
+            _clear_panels(axes)
+        else:
+            fig, axes = _grid(len(rows), share, share, "")
+            shape = (len(rows), share)
+        _draw_hists(fig, axes, family, record, rows)
+        _save(fig, paths[family], tight=False)
+    return [paths[f] for f in hists]
+
+
+def _clear_panels(axes: list) -> None:
+    """Take the curves and legends off `axes`, keeping the panels and their ticks."""
+    for ax in axes:
+        for line in list(ax.lines):
+            line.remove()
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+        ax.relim()
+        ax.set_autoscale_on(True)
+
+
+def _draw_hists(fig, axes: list, family: str, record: dict, rows: list[list]) -> None:
     labels = [r["label"] for r in record["runs"]]
     meta = record["families"][family]
-    titles = {
-        "act": ("activation distribution", "activation value"),
-        "grad": ("activation gradient distribution", "gradient value"),
-        "weight": ("weight gradient distribution", "gradient value"),
-    }[family]
+    title, xlabel = HIST_TITLES[family]
     steps = " / ".join(map(str, sorted({r["step"] for r in record["runs"]})))
-    share = family != "weight"
-    fig, axes = _grid(len(rows), share, share, f"{titles[0]} · step {steps}, by run")
+    fig.suptitle(f"{title} · step {steps}, by run")
     for ax, row, info in zip(axes, rows, meta, strict=True):
         names = info["names"]
         same = len(set(names)) == 1
@@ -388,10 +422,10 @@ def plot_compare_hists(family: str, record: dict, rows: list[list], path: Path) 
         ax.grid(alpha=0.3)
 
     # headroom above the peaks for the legends
+    share = family != "weight"
     for ax in axes[:1] if share else axes:
         ax.set_ylim(0, ax.get_ylim()[1] * 1.3)
-    _axis_labels(axes, titles[1], "density", every=not share)
-    return _save(fig, path, tight=False)
+    _axis_labels(axes, xlabel, "density", every=not share)
 
 
 def plot_compare_depth(record: dict, path: Path) -> Path:
@@ -487,13 +521,16 @@ def plot_compare(
     paths = {f: folder / f"compare_{f}_hist.png" for f in hists}
     depth = folder / "compare_act_depth.png"
     updates = folder / "compare_update_to_data.png"
-    jobs = {
-        f: (plot_compare_hists, (f, record, rows, paths[f]))
-        for f, rows in hists.items()
-    }
-    child = [jobs.pop("weight")] if "weight" in jobs else []
-    child.append((plot_compare_updates, (record, series, updates)))
-    here = [*jobs.values(), (plot_compare_depth, (record, depth))]
+    weight = {f: rows for f, rows in hists.items() if f == "weight"}
+    others = {f: rows for f, rows in hists.items() if f != "weight"}
+    child = [
+        (plot_compare_hists, (record, weight, paths)),
+        (plot_compare_updates, (record, series, updates)),
+    ]
+    here = [
+        (plot_compare_hists, (record, others, paths)),
+        (plot_compare_depth, (record, depth)),
+    ]
     _draw_split(child, here)
     return [*paths.values(), depth, updates]
 

@@ -387,6 +387,22 @@ def test_pictures_drawn_in_two_processes_equal_those_drawn_in_one(
     assert gc.get_freeze_count() == 0
 
 
+def test_a_histogram_drawn_on_reused_panels_equals_one_drawn_afresh(runs, tmp_path):
+    from actdiag import plots
+
+    loaded = cmp.load_runs([runs["d2"], runs["d3bn"]])
+    record = cmp.compare(loaded)
+    snaps = cmp.pick_snapshots(loaded, None)
+    hists = {f: cmp.aligned(loaded, snaps, f) for f in ("act", "grad")}
+    assert len(hists["act"]) == len(hists["grad"])
+    paths = {f: tmp_path / f"after_act_{f}.png" for f in hists}
+    plots.plot_compare_hists(record, hists, paths)
+    alone = {"grad": tmp_path / "alone_grad.png"}
+    plots.plot_compare_hists(record, {"grad": hists["grad"]}, alone)
+    assert paths["grad"].read_bytes() == alone["grad"].read_bytes()
+    assert paths["act"].read_bytes() != alone["grad"].read_bytes()
+
+
 def test_a_failed_drawing_child_is_redrawn_here(runs, tmp_path, monkeypatch):
     import os
 
