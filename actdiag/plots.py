@@ -27,7 +27,7 @@ from actdiag.artifacts import GUIDE, saturation_png, write_bytes_atomic
 from actdiag.text import fmt
 
 # zlib level of the PNGs: 3 writes them in about two thirds of the time of the
-# default 6, for files some 8 % larger; the pixels are the same
+# default 6, for files 1-25 % larger; the pixels are the same
 PNG_LEVEL = 3
 
 
@@ -392,6 +392,7 @@ def _clear_panels(axes: list) -> None:
 
 
 def _draw_hists(fig, axes: list, family: str, record: dict, rows: list[list]) -> None:
+    """One family's titles, curves, legends and axis labels, on panels already made."""
     labels = [r["label"] for r in record["runs"]]
     meta = record["families"][family]
     title, xlabel = HIST_TITLES[family]
@@ -562,6 +563,7 @@ def _fork(jobs: list):
     Objects made so far are left out of garbage collection in both processes
     until then: the collector neither walks them nor writes to their memory,
     which the two processes share until one of them writes to it.
+    NOTE: unfreezing thaws every frozen object, any a caller froze included.
     """
     # flushed first, so that the child cannot print buffered text a second time
     sys.stdout.flush()
