@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from actdiag import __version__
 from actdiag.errors import ActdiagError
@@ -197,6 +196,9 @@ def write_run(
 
 def write_config(run_dir: Path, config: dict) -> None:
     """The resolved config, as YAML that `actdiag run` accepts again."""
+    # NOTE: imported here: the readers (compare, report) never write YAML
+    import yaml
+
     text = yaml.safe_dump(config, sort_keys=False)
     write_bytes_atomic(run_dir / CONFIG, text.encode())
 

@@ -10,6 +10,9 @@ Printed, each the median of `--repeats` tries, every try into a fresh folder:
 - `compare_runs`: the comparison, compare.json, five pictures and report.html,
   in this process (imports already warm after the first try, which is not counted);
 - `actdiag compare`: the command as a user types it, in a fresh process each time.
+Each with its wall-clock seconds and the CPU seconds it used, the forked drawing
+process included; the load average as the script starts says how busy the
+machine was (on a shared machine the wall clock follows the load, CPU time less).
 
     python benchmarks/bench_compare.py [RUN_A RUN_B] [--steps 200000] [--repeats 3]
 
@@ -21,6 +24,8 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -61,27 +66,37 @@ def synthetic_run(root: Path, name: str, gain: str, steps: int) -> Path:
     return run_dir
 
 
-def time_library(runs: list[Path], work: Path, repeats: int) -> list[float]:
-    """Wall seconds of `compare_runs` per try, after one untimed warm-up try."""
+def cpu_seconds() -> float:
+    """CPU seconds used so far by this process and every child it has waited for."""
+    usage = [
+        resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    ]
+    return sum(u.ru_utime + u.ru_stime for u in usage)
+
+
+def time_library(runs: list[Path], work: Path, repeats: int) -> dict[str, list]:
+    """Wall and CPU seconds of `compare_runs` per try, after an untimed warm-up."""
     from actdiag.compare import compare_runs
 
     compare_runs(runs, out=work / "warm")
-    times = []
+    times = {"wall": [], "cpu": []}
     for i in range(repeats):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds()
         compare_runs(runs, out=work / f"lib{i}")
-        times.append(time.perf_counter() - start)
+        times["wall"].append(time.perf_counter() - start)
+        times["cpu"].append(cpu_seconds() - cpu)
     return times
 
 
-def time_command(runs: list[Path], work: Path, repeats: int) -> list[float]:
-    """Wall seconds of a fresh `actdiag compare` process per try."""
-    times = []
+def time_command(runs: list[Path], work: Path, repeats: int) -> dict[str, list]:
+    """Wall and CPU seconds of a fresh `actdiag compare` process per try."""
+    times = {"wall": [], "cpu": []}
     for i in range(repeats):
         cmd = [*ACTDIAG, "compare", *map(str, runs), "--out", str(work / f"cli{i}")]
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds()
         done = subprocess.run(cmd, capture_output=True, text=True)
-        times.append(time.perf_counter() - start)
+        times["wall"].append(time.perf_counter() - start)
+        times["cpu"].append(cpu_seconds() - cpu)
         if done.returncode != 0:
             sys.exit(f"failed ({done.returncode}): {' '.join(cmd)}\n{done.stderr}")
     return times
@@ -95,6 +110,7 @@ def main() -> None:
     args = parser.parse_args()
     if len(args.runs) not in (0, 2):
         parser.error("give two run directories, or none for synthetic ones")
+    load = os.getloadavg()[0]  # before this script adds its own
 
     with tempfile.TemporaryDirectory(prefix="bench_compare_") as tmp:
         work = Path(tmp)
@@ -111,12 +127,15 @@ def main() -> None:
         cli = time_command(runs, work, args.repeats)
 
     shown_runs = ", ".join(map(str, args.runs)) or f"two synthetic {args.steps:,}-step"
-    print(f"runs: {shown_runs}")
+    print(
+        f"runs: {shown_runs}; load average before: {load:.2f} on {os.cpu_count()} cores"
+    )
     for label, times in (("compare_runs", lib), ("actdiag compare", cli)):
-        shown = " ".join(f"{t:.2f}" for t in times)
+        shown = " ".join(f"{t:.2f}" for t in times["wall"])
         print(
-            f"{label:16s} median {statistics.median(times):.2f} s"
-            f" (tries: {shown}; target < 2 s)"
+            f"{label:16s} median {statistics.median(times['wall']):.2f} s"
+            f" (tries: {shown}; target < 2 s),"
+            f" CPU {statistics.median(times['cpu']):.2f} s"
         )
 
 

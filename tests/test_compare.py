@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import random
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -380,6 +383,24 @@ def test_pictures_drawn_in_two_processes_equal_those_drawn_in_one(
     assert all(p.parent == split for p in written)
     assert pictures(split) == pictures(serial)
     assert sorted(pictures(split)) == PICTURES
+    # the collector, frozen across the fork, is thawed again
+    assert gc.get_freeze_count() == 0
+
+
+def test_a_histogram_drawn_on_reused_panels_equals_one_drawn_afresh(runs, tmp_path):
+    from actdiag import plots
+
+    loaded = cmp.load_runs([runs["d2"], runs["d3bn"]])
+    record = cmp.compare(loaded)
+    snaps = cmp.pick_snapshots(loaded, None)
+    hists = {f: cmp.aligned(loaded, snaps, f) for f in ("act", "grad")}
+    assert len(hists["act"]) == len(hists["grad"])
+    paths = {f: tmp_path / f"after_act_{f}.png" for f in hists}
+    plots.plot_compare_hists(record, hists, paths)
+    alone = {"grad": tmp_path / "alone_grad.png"}
+    plots.plot_compare_hists(record, {"grad": hists["grad"]}, alone)
+    assert paths["grad"].read_bytes() == alone["grad"].read_bytes()
+    assert paths["act"].read_bytes() != alone["grad"].read_bytes()
 
 
 def test_a_failed_drawing_child_is_redrawn_here(runs, tmp_path, monkeypatch):
@@ -393,6 +414,20 @@ def test_a_failed_drawing_child_is_redrawn_here(runs, tmp_path, monkeypatch):
     _, folder, _ = cmp.compare_runs([runs["d2"], runs["d2g3"]], out=tmp_path / "c")
     assert sorted(pictures(folder)) == PICTURES
     assert all(len(b) > 1000 for b in pictures(folder).values())
+    assert gc.get_freeze_count() == 0
+
+
+def test_compare_loads_neither_torch_nor_pyplot():
+    # torch alone takes seconds to import; compare only reads files and draws
+    modules = "actdiag.cli, actdiag.compare, actdiag.plots, actdiag.report"
+    code = (
+        f"import sys, {modules}\n"
+        "print([m for m in ('torch', 'matplotlib.pyplot') if m in sys.modules])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
 
 
 def test_cli_json_prints_only_json(copies, tmp_path):
