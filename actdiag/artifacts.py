@@ -157,6 +157,11 @@ def stats_record(result, config_name: str, data_path: Path) -> dict:
             "diverged": result.diverged,
             "interrupted": result.interrupted,
             "seconds": round(result.seconds, 3),
+            "compile_seconds": (
+                None
+                if result.compile_seconds is None
+                else round(result.compile_seconds, 3)
+            ),
             "layers": result.layers,
             "params": param_records(result.params, result.update_to_data),
             "series": {

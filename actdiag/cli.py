@@ -135,7 +135,8 @@ def run(
 
     Config keys: gain, depth, width, embedding, context, tanh, batchnorm,
     fan_in_scaling, last_layer_scale, lr, decay_after, decay_lr, steps, batch_size,
-    seed, split_seed, device, data, snapshots, and the findings thresholds (README).
+    seed, split_seed, device, threads, compile, data, snapshots, and the findings
+    thresholds (README).
     """
     from actdiag.config import load_config
     from actdiag.runner import run_experiment
@@ -181,6 +182,13 @@ def run(
         loss = "n/a" if stats["loss"] is None else f"{stats['loss']:.4f}"
         val = "" if stats["val_loss"] is None else f", val loss {stats['val_loss']:.4f}"
         out.print(f"{stats['steps']} steps, final loss {loss}{val}", highlight=False)
+        if stats.get("compile_seconds") is not None:
+            out.print(
+                f"compiled the forward and backward pass in "
+                f"{stats['compile_seconds']:.1f} s (included in the run's "
+                f"{stats['seconds']:.1f} s)",
+                highlight=False,
+            )
         out.print(findings_text(stats.get("findings", [])), highlight=False)
     if stats["diverged"] is not None:
         err.print(

@@ -48,6 +48,7 @@ class Config:
     split_seed: int = 42  # python `random`: shuffles the words before the split
     device: str = "cpu"  # cpu, cuda or auto
     threads: int = 1  # torch CPU threads; this small model runs fastest on one
+    compile: bool = False  # torch.compile the steps between snapshots (long runs)
 
     # data and recording
     data: str | None = None  # one word per line; None means the shipped names file

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from actdiag import stats
+from actdiag import compiled, stats
 from actdiag.config import Config
 from actdiag.data import Dataset
 from actdiag.errors import ActdiagError
@@ -49,6 +49,7 @@ class RunResult:
     interrupted: int | None = None  # step at which Ctrl-C arrived
     val_loss: float | None = None
     seconds: float = 0.0
+    compile_seconds: float | None = None  # the first compiled step, compiling included
 
     @property
     def steps_done(self) -> int:
@@ -109,7 +110,8 @@ def train(
     device = resolve_device(cfg.device)
     if check_every is None:
         check_every = 1 if device.type == "cpu" else CHECK_EVERY
-    with torch_threads(cfg.threads):
+    tracing = compiled.tracing_autograd() if cfg.compile else nullcontext()
+    with torch_threads(cfg.threads), tracing:
         return _train(cfg, data, device, progress, check_every)
 
 
@@ -129,6 +131,7 @@ def _train(
     params = list(model.parameters())
     probe = Probe(model.watched_layers(), cfg.dead_threshold)
     sgd = FusedSGD(params)  # from here on, params live in its buffers
+    fwd_bwd = compiled.compile_fwd_bwd(model, params) if cfg.compile else None
     Xtr, Ytr = (t.to(device) for t in data.splits["train"])
     pinned = device.type == "cuda"  # so each step's indices copy without a sync
     snapshot_steps = set(cfg.snapshot_steps())
@@ -154,18 +157,25 @@ def _train(
             lr = cfg.lr_at(step)
             snapshot = step in snapshot_steps
 
-            # forward and backward, watched by the probe on snapshot steps
-            with probe.attach() if snapshot else nullcontext():
-                loss = cross_entropy(model(Xb), Yb)
-                if on_host:
-                    losses[step - 1] = value = loss.item()
-                    if not math.isfinite(value):
-                        result.diverged = step
-                        break
-                else:
-                    losses[step - 1] = loss.detach()
-                sgd.zero_grad()
-                loss.backward()
+            # forward and backward: eager on snapshot steps, where the probe watches
+            if fwd_bwd is None or snapshot:
+                with probe.attach() if snapshot else nullcontext():
+                    loss = cross_entropy(model(Xb), Yb)
+                    sgd.zero_grad()
+                    loss.backward()
+            elif result.compile_seconds is None:
+                loss, result.compile_seconds = compiled.first_call(fwd_bwd, Xb, Yb)
+            else:
+                loss = fwd_bwd(Xb, Yb)
+
+            # record the loss; on the CPU a non-finite one stops before the update
+            if on_host:
+                losses[step - 1] = value = loss.item()
+                if not math.isfinite(value):
+                    result.diverged = step
+                    break
+            else:
+                losses[step - 1] = loss.detach()
 
             # update; the update:data ratios become records a window at a time
             sgd.step(lr)

@@ -118,3 +118,38 @@ def test_records_match_the_lecture_loop_across_ratio_windows(data, batchnorm):
     expected = torch.stack(ratios).numpy()
     assert result.update_to_data.shape == expected.shape
     np.testing.assert_allclose(result.update_to_data, expected, rtol=0, atol=2e-6)
+
+
+def test_compile_runs_the_steps_between_snapshots_and_matches_eager(data):
+    cfg = tiny(steps=40, snapshots=(1, 20))
+    eager = train(cfg, data)
+    fast = train(Config(**{**cfg.__dict__, "compile": True}), data)
+
+    # compiled once, at step 2, the first step that is not a snapshot
+    assert eager.compile_seconds is None and fast.compile_seconds > 0
+    assert [s["step"] for s in fast.snapshots] == [1, 20, 40]
+
+    # step 1 is eager in both; later steps differ from eager only in the last bits
+    assert fast.loss[0] == eager.loss[0]
+    assert fast.snapshots[0] == eager.snapshots[0]
+    np.testing.assert_allclose(fast.loss, eager.loss, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(
+        fast.update_to_data, eager.update_to_data, rtol=0, atol=1e-4
+    )
+    acts = [a["std"] for a in fast.snapshots[-1]["activations"]]
+    want = [a["std"] for a in eager.snapshots[-1]["activations"]]
+    np.testing.assert_allclose(acts, want, rtol=1e-4)
+
+
+def test_a_compiler_that_fails_is_one_clear_error(data, monkeypatch):
+    from actdiag.errors import ActdiagError
+
+    def broken(*args, **kwargs):
+        def call(*a, **k):
+            raise RuntimeError("no C++ compiler found\nlong trace here")
+
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken)
+    with pytest.raises(ActdiagError, match="compile.*no C\\+\\+ compiler found"):
+        train(tiny(steps=5, compile=True), data)
