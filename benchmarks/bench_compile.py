@@ -89,14 +89,14 @@ def step_ms(train, cfg, data) -> tuple[float, float | None]:
 def report(preset: str, plain_ms: float, eager_ms: float, cold, warm) -> None:
     """Print one preset's step times, compile times, break-even and projection."""
     print(f"\n{preset}")
-    print(f"  plain loop         {plain_ms:6.3f} ms/step (includes model build)")
-    print(f"  actdiag eager      {eager_ms:6.3f} ms/step")
+    print(f"  {'plain loop':20} {plain_ms:6.3f} ms/step (includes model build)")
+    print(f"  {'actdiag eager':20} {eager_ms:6.3f} ms/step")
     for label, (ms, seconds) in (("cold cache", cold), ("again", warm)):
         saving = eager_ms - ms
         even = f"{seconds * 1e3 / saving:,.0f} steps" if saving > 0 else "never"
         full = seconds + FULL_RUN * ms / 1e3
         print(
-            f"  compiled, {label:10} {ms:6.3f} ms/step, compile {seconds:5.1f} s, "
+            f"  {'compiled, ' + label:20} {ms:6.3f} ms/step, compile {seconds:5.1f} s, "
             f"break-even vs eager {even}; {FULL_RUN:,} steps: {full:5.0f} s "
             f"(eager {FULL_RUN * eager_ms / 1e3:.0f} s, plain {FULL_RUN * plain_ms / 1e3:.0f} s)"
         )

@@ -56,3 +56,14 @@ def test_profile_step_times_every_phase_of_every_variant(tmp_path):
             assert times["ratios"] > 0
         else:
             assert times["ratios"] < times["update"]
+
+
+def test_bench_compile_reports_break_even_in_steps(capsys):
+    compile_bench = load_bench("bench_compile")
+    compile_bench.report("plain", 0.6, 0.65, (0.45, 20.0), (0.45, 2.0))
+    out = capsys.readouterr().out
+    # 20 s saved back at 0.2 ms a step: 100,000 steps; 2 s: 10,000
+    assert "break-even vs eager 100,000 steps" in out, out
+    assert "break-even vs eager 10,000 steps" in out, out
+    compile_bench.report("slow", 0.6, 0.65, (0.70, 20.0), (0.70, 2.0))
+    assert "break-even vs eager never" in capsys.readouterr().out
