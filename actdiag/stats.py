@@ -110,7 +110,7 @@ def update_to_data_all(lr: float, params: list[torch.Tensor]) -> torch.Tensor:
     """update_to_data of every parameter as one (n_params,) tensor, with no host sync.
 
     Five small ops per parameter: the slow, obviously correct version of
-    `fused.FusedSGD.ratios`, which training uses and the tests check against it.
+    `fused.FusedSGD.drain`, which training uses and the tests check against it.
     """
     return torch.stack([update_to_data(lr, p.grad, p.data) for p in params])
 
