@@ -85,6 +85,10 @@ def progress_bar(total: int, quiet: bool):
     )
 
 
+# steps under which compile: on rarely pays for its compile time (README, Performance)
+COMPILE_PAYS_OFF = 20_000
+
+
 def config_line(cfg) -> str:
     """One short line with the keys that shape the experiment."""
     keys = (
@@ -98,6 +102,8 @@ def config_line(cfg) -> str:
         "steps",
         "batch_size",
         "device",
+        "threads",
+        "compile",
     )
     values = cfg.to_dict()
     return " ".join(f"{k}={show_value(values[k])}" for k in keys) + (
@@ -152,6 +158,15 @@ def run(
         if not quiet:
             err.print(
                 f"config {name}: {config_line(cfg)}", highlight=False, soft_wrap=True
+            )
+        if cfg.compile and cfg.steps < COMPILE_PAYS_OFF:
+            err.print(
+                "note: compile is on for a short run: compiling takes about 3 s "
+                "(up to 25 s the first time on a machine) and saves 0.2-1.3 ms a "
+                f"step, so under about {COMPILE_PAYS_OFF:,} steps the run is "
+                "usually faster without it",
+                highlight=False,
+                soft_wrap=True,
             )
 
     # train with a live loss readout

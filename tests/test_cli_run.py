@@ -225,3 +225,27 @@ def test_missing_cuda_is_caught_before_any_folder(words_file, tmp_path):
     assert result.exit_code == 2, result.output
     assert "torch sees no CUDA device" in result.stderr
     assert not out.exists()
+
+
+def test_compile_on_a_short_run_says_it_will_not_pay_off(words_file, tmp_path):
+    # one step is a snapshot step, which stays eager: nothing gets compiled here
+    out = tmp_path / "run"
+    args = ["--set", f"data={words_file}", *TINY, "--set", "steps=1"]
+    args += ["--set", "snapshots=[]"]
+    result = invoke("run", *args, "--set", "compile=on", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "note: compile is on for a short run" in result.stderr
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["config"]["compile"] is True and stats["compile_seconds"] is None
+
+    plain = invoke("run", *args, "--out", tmp_path / "plain")
+    assert plain.exit_code == 0, plain.output
+    assert "note: compile" not in plain.stderr
+
+
+def test_the_config_line_shows_threads_and_compile():
+    from actdiag.cli import config_line
+    from actdiag.config import Config
+
+    line = config_line(Config(compile=True, threads=2))
+    assert "threads=2" in line and "compile=on" in line
