@@ -204,7 +204,12 @@ def run(
                 f"{stats['seconds']:.1f} s)",
                 highlight=False,
             )
-        out.print(findings_text(stats.get("findings", [])), highlight=False)
+        # piped output keeps one finding per line, for grep
+        out.print(
+            findings_text(stats.get("findings", [])),
+            highlight=False,
+            soft_wrap=not out.is_terminal,
+        )
     if stats["diverged"] is not None:
         err.print(
             f"[bold yellow]diverged:[/] the loss was not finite at step "

@@ -249,3 +249,21 @@ def test_the_config_line_shows_threads_and_compile():
 
     line = config_line(Config(compile=True, threads=2))
     assert "threads=2" in line and "compile=on" in line
+
+
+def test_piped_findings_keep_one_finding_per_line(words_file, tmp_path, monkeypatch):
+    from actdiag import cli
+
+    # a narrow pipe: rich would break every finding longer than this
+    monkeypatch.setattr(cli.out, "width", 60)
+    args = ["--set", f"data={words_file}", *TINY, "--set", "gain=5"]
+    result = invoke("run", *args, "--out", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    saturated = [
+        line for line in result.stdout.splitlines() if "saturated (|t|" in line
+    ]
+    assert saturated, result.stdout
+    for line in saturated:
+        severity, _, message = line.strip().partition(" ")
+        assert severity in ("WARN", "BAD"), line
+        assert message.startswith("layer ") and message.endswith("above 5%."), line

@@ -87,7 +87,7 @@ def test_config_diff_keeps_only_keys_that_differ():
 
 def test_run_labels_name_the_differing_keys_else_the_folders():
     paths = [Path("x/a"), Path("y/b")]
-    assert cmp.run_labels(paths, {"gain": [5 / 3, 3.0]}) == ["gain=1.667", "gain=3"]
+    assert cmp.run_labels(paths, {"gain": [5 / 3, 3.0]}) == ["gain=5/3", "gain=3"]
     assert cmp.run_labels(paths, {"batchnorm": [False, True]}) == [
         "batchnorm=off",
         "batchnorm=on",
@@ -438,7 +438,7 @@ def test_cli_json_prints_only_json(copies, tmp_path):
     assert result.exit_code == 0, shown
     record = json.loads(result.stdout)
     assert record["config_diff"] == {"gain": [5 / 3, 3.0]}
-    assert [r["label"] for r in record["runs"]] == ["gain=1.667", "gain=3"]
+    assert [r["label"] for r in record["runs"]] == ["gain=5/3", "gain=3"]
     assert set(record["families"]) == {"act", "grad", "weight", "update_to_data"}
     assert result.stderr.strip().endswith(str(out))
     assert (out / "compare.json").is_file()
@@ -610,3 +610,12 @@ def test_family_table_shows_changes_crossings_and_dashes():
     row3 = [line for line in text.splitlines() if "layer - | 8" in line][0]
     cells = [c.strip() for c in row3.split("│")[1:-1]]
     assert cells == ["3", "layer - | 8 (tanh)", "std", "-", "0.40"]
+
+
+def test_values_are_spelled_as_a_user_writes_them():
+    from actdiag.text import show_value
+
+    assert show_value(5 / 3) == "5/3" and show_value(-2 / 3) == "-2/3"
+    assert show_value(0.5) == "0.5" and show_value(0.1) == "0.1"
+    assert show_value(1.6667) == "1.667" and show_value(3.0) == "3"
+    assert show_value(float("inf")) == "inf" and show_value(True) == "on"
