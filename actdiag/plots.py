@@ -52,7 +52,9 @@ def _figure(title: str, xlabel: str, ylabel: str, tag: str = ""):
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     if xlabel == "step":
+        # integer ticks, and no tick past the last step
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.margins(x=0.01)
     return fig, ax
 
 

@@ -122,6 +122,10 @@ def main() -> None:
         row = {p: statistics.median(r[p] for r in rounds) for p in PHASES}
         cells = "".join(f"{row[p]:10.1f}" for p in PHASES)
         print(f"{variant:12}{cells}{sum(row.values()):10.1f}")
+    print(
+        "lecture: p.data += -lr * p.grad per parameter, nothing recorded; "
+        "actdiag: fused update and every ratio; update only: fused update, no ratios"
+    )
 
 
 if __name__ == "__main__":
