@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import html
 import json
-import os
 import shutil
-from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +23,10 @@ from actdiag.report import run_report, write_run_report
 from actdiag.runner import run_experiment
 from actdiag.train import train
 from tests.conftest import WORDS as NAMES
+from tests.pages import ENV, Page, assert_report_rebuilds_only_report_html
 
 WORDS = NAMES * 3
 TINY = ["steps=3", "width=16", "depth=2", "snapshots=[1]"]
-ENV = {"COLUMNS": "120"}
 
 
 @pytest.fixture(scope="module")
@@ -49,28 +46,6 @@ def made(tmp_path_factory, words: Path) -> Path:
 def run_dir(tmp_path: Path, made: Path) -> Path:
     """A fresh copy of one tiny run, free to change."""
     return Path(shutil.copytree(made, tmp_path / "run"))
-
-
-class Page(HTMLParser):
-    """Collects the tags and attributes of a page."""
-
-    def __init__(self, text: str):
-        super().__init__()
-        self.tags: list[tuple[str, dict]] = []
-        self.feed(text)
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append((tag, dict(attrs)))
-
-    def all(self, tag: str) -> list[dict]:
-        return [attrs for t, attrs in self.tags if t == tag]
-
-
-def digests(folder: Path) -> dict[str, str]:
-    return {
-        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.iterdir())
-    }
 
 
 # ---------------------------------------------------------------------------
@@ -216,16 +191,7 @@ def test_cli_run_prints_findings_after_the_tables(tmp_path: Path, words: Path):
 
 
 def test_cli_report_rebuilds_only_report_html(run_dir: Path):
-    (run_dir / "report.html").unlink()
-    before = digests(run_dir)
-    result = CliRunner().invoke(app, ["report", str(run_dir)], env=ENV)
-    assert result.exit_code == 0, result.output
-    assert result.output.strip() == str(run_dir / "report.html")
-    after = digests(run_dir)
-    assert set(after) - set(before) == {"report.html"}
-    assert {k: after[k] for k in before} == before
-    leftovers = [p for p in os.listdir(run_dir) if p.endswith(".tmp")]
-    assert not leftovers
+    assert_report_rebuilds_only_report_html(run_dir)
 
 
 @pytest.mark.parametrize("make", ["missing", "empty", "corrupt"])

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import html
 import json
 import shutil
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -19,49 +17,12 @@ from actdiag.compare import compare_runs
 from actdiag.report import compare_report, sweep_report, write_compare_report
 from actdiag.sweep import plan_sweep, run_sweep
 from tests.conftest import WORDS as NAMES
+from tests.pages import ENV, Page, assert_report_rebuilds_only_report_html
 
 WORDS = NAMES * 3
 TINY = ["steps=3", "width=16", "depth=2"]
-ENV = {"COLUMNS": "120"}
 PNG = b"\x89PNG\r\n\x1a\n"
 EXTERNAL = ("http://", "https://", "url(", "<script", "<link", "@import", "//cdn")
-
-
-class Page(HTMLParser):
-    """The tags, attributes and text of a page, and the text of each <td>."""
-
-    def __init__(self, text: str):
-        super().__init__()
-        self.tags: list[tuple[str, dict]] = []
-        self.cells: list[tuple[str, str]] = []  # (class, text) of each td
-        self._td: list | None = None
-        self.feed(text)
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append((tag, dict(attrs)))
-        if tag == "td":
-            self._td = [dict(attrs).get("class", ""), ""]
-
-    def handle_endtag(self, tag):
-        if tag == "td" and self._td is not None:
-            self.cells.append((self._td[0], self._td[1]))
-            self._td = None
-
-    def handle_data(self, data):
-        if self._td is not None:
-            self._td[1] += data
-
-    def all(self, tag: str) -> list[dict]:
-        return [attrs for t, attrs in self.tags if t == tag]
-
-
-def digests(folder: Path) -> dict[str, str]:
-    """sha256 of every file under `folder`, by relative path."""
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
 
 
 def read(folder: Path) -> str:
@@ -309,15 +270,7 @@ def test_cli_report_rebuilds_only_report_html(tmp_path: Path, made: dict, kind: 
     # the same folder name: the page names its folder
     folder = Path(shutil.copytree(made[kind], tmp_path / made[kind].name))
     original = read(folder)
-    (folder / "report.html").unlink()
-    before = digests(folder)
-    result = CliRunner().invoke(app, ["report", str(folder)], env=ENV)
-    assert result.exit_code == 0, result.output
-    assert result.output.strip() == str(folder / "report.html")
-    after = digests(folder)
-    assert set(after) - set(before) == {"report.html"}
-    assert {k: after[k] for k in before} == before
-    assert not [p for p in folder.rglob("*") if p.name.endswith(".tmp")]
+    assert_report_rebuilds_only_report_html(folder)
     assert read(folder) == original
 
 
